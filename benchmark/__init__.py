@@ -1,0 +1,1 @@
+"""Blender-Color-Edit benchmark builder (Blender side: bpy, numpy and the standard library only)."""

@@ -1,0 +1,1 @@
+"""Evaluation toolkit: metrics, baselines, method registry, tables and plots (backend side)."""

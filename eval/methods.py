@@ -1,0 +1,63 @@
+"""The method contract and registry: every propagation method, baseline or z2h, is scored the same way.
+
+A method sees only the ORIGINAL frames, the anchor index and the reference (the edited anchor frame) and
+returns one frame per original frame::
+
+    method(frames: (T, H, W, 3) uint8, anchor: int, reference: (H, W, 3) uint8,
+           progress: ProgressFn | None = None) -> (T, H, W, 3) uint8
+
+Registry entries are "module:factory" strings, so listing methods imports nothing heavy; a factory takes
+keyword options and returns a callable with a ``name`` and a ``settings() -> dict`` (used for caching
+and for table notes).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from z2h.progress import ProgressFn
+
+
+class Method(Protocol):
+    name: str
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def __call__(
+        self, frames: np.ndarray, anchor: int, reference: np.ndarray, progress: ProgressFn | None = None
+    ) -> np.ndarray: ...
+
+
+# name -> "module:factory". Owners add their entries here.
+REGISTRY: dict[str, str] = {
+    "z2h-zero": "z2h.zero_stage:ZeroStageMethod",
+    "z2h": "z2h.pipeline:Z2HMethod",
+}
+
+
+def available() -> list[str]:
+    """Registered method names."""
+    return sorted(REGISTRY)
+
+
+def get_method(name: str, **options: Any) -> Method:
+    """Build the method registered as ``name`` with ``options``."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown method {name!r}; available: {', '.join(available())}")
+    module, factory = REGISTRY[name].split(":")
+    make: Callable[..., Method] = getattr(importlib.import_module(module), factory)
+    return make(**options)
+
+
+def check_output(name: str, frames: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """Validate a method's output against its input; a clear error names the method and the problem."""
+    output = np.asarray(output)
+    if output.shape != frames.shape:
+        raise ValueError(f"method {name!r} returned frames of shape {output.shape}, expected {frames.shape}")
+    if output.dtype != np.uint8:
+        raise ValueError(f"method {name!r} returned dtype {output.dtype}, expected uint8")
+    return output

@@ -1,0 +1,5 @@
+import sys
+
+from z2h.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The ``z2h`` command line: one subcommand per job, each implemented in its own module.
+
+A command module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Only the module of the
+command being run is imported, so ``z2h bench ...`` never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("z2h.benchmark.cli", "generate, build and check Blender-Color-Edit benchmarks"),
+    "zero": ("z2h.zero_stage.cli", "run the Zero-Stage (correspondence-guided attention) on a video"),
+    "edit": ("z2h.edit_cli", "propagate an edited anchor frame through a video (Zero- then Hero-Stage)"),
+    "eval": ("z2h.eval.cli", "score methods on a benchmark; tables and plots"),
+    "experiment": ("z2h.experiments.cli", "paper experiments: k-sweep, modes, anchor-only"),
+    "weights": ("z2h.weights", "fetch and convert the offline VGG16/AlexNet/LPIPS weights"),
+    "addon": ("z2h.addon_build", "build the Blender add-on zip"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only ``command``'s own arguments are added (its module gets imported)."""
+    parser = argparse.ArgumentParser(prog="z2h", description=__doc__.splitlines()[0])
+    from z2h import __version__
+
+    parser.add_argument("--version", action="version", version=f"z2h {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    command = command if command in COMMANDS else None
+    args = build_parser(command).parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 2
+    try:
+        return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
+    except KeyboardInterrupt:
+        print("z2h: interrupted", file=sys.stderr)
+        return 130

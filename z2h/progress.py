@@ -1,0 +1,80 @@
+"""Progress reporting and cooperative cancellation, shared by every long-running job.
+
+Long loops take a ``ProgressFn`` (``progress(done, total)``). A :class:`Reporter` hands out one per
+stage and renders them either as tqdm bars (people) or as JSON lines on stdout (the Blender add-on):
+``{"event": "progress", "stage": "zero", "step": 3, "total": 48, "message": ""}``.
+Cancellation is checked inside the callback, so every loop that reports progress is also cancellable.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TextIO
+
+ProgressFn = Callable[[int, int], None]
+
+
+class Cancelled(Exception):
+    """Raised inside a progress callback once cancellation was requested (Ctrl-C, SIGTERM, add-on)."""
+
+
+def no_progress(done: int, total: int) -> None:
+    """A ProgressFn that reports nothing."""
+
+
+class Reporter:
+    """Renders stage progress as tqdm bars (``mode="bar"``), JSON lines (``"json"``) or not at all."""
+
+    def __init__(self, mode: str = "bar", stream: TextIO | None = None):
+        if mode not in ("bar", "json", "none"):
+            raise ValueError(f"progress mode must be bar, json or none, not {mode!r}")
+        self.mode = mode
+        self.stream = stream or (sys.stdout if mode == "json" else sys.stderr)
+        self.cancel_event = threading.Event()
+        self._bars: dict[str, Any] = {}
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """Write one JSON event (json mode only); other modes print messages of 'error'/'done' events."""
+        if self.mode == "json":
+            self.stream.write(json.dumps({"event": event, **fields}) + "\n")
+            self.stream.flush()
+        elif self.mode == "bar" and "message" in fields and event != "progress":
+            print(f"z2h: {fields['message']}", file=sys.stderr)
+
+    def stage(self, name: str, message: str = "") -> ProgressFn:
+        """A ProgressFn for one stage; it raises :class:`Cancelled` once cancellation was requested."""
+
+        def progress(done: int, total: int) -> None:
+            if self.cancel_event.is_set():
+                raise Cancelled(f"cancelled during {name}")
+            if self.mode == "json":
+                self.emit("progress", stage=name, step=done, total=total, message=message)
+            elif self.mode == "bar":
+                from tqdm import tqdm
+
+                bar = self._bars.get(name)
+                if bar is None or bar.total != total:
+                    bar = self._bars[name] = tqdm(total=total, desc=name, file=self.stream, leave=True)
+                bar.update(done - bar.n)
+                if done >= total:
+                    bar.close()
+
+        return progress
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def install_signal_handlers(self) -> None:
+        """Turn SIGINT/SIGTERM into a cooperative cancel: the running loop stops at its next step."""
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.cancel_event.is_set():  # second signal: stop now
+                raise KeyboardInterrupt
+            self.cancel()
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
