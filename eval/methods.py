@@ -36,6 +36,30 @@ class Method(Protocol):
 REGISTRY: dict[str, str] = {
     "z2h-zero": "z2h.zero_stage:ZeroStageMethod",
     "z2h": "z2h.pipeline:Z2HMethod",
+    # Baselines (eval/baselines/); `z2h eval run --methods baselines` runs all of them.
+    "no-edit": "z2h.eval.baselines.simple:NoEdit",
+    "colormap": "z2h.eval.baselines.colormap:ColorMap",
+    "colormap-lut": "z2h.eval.baselines.colormap:lut_only",
+    "flow-dis-direct": "z2h.eval.baselines.flow:dis_direct",
+    "flow-dis-direct-fb": "z2h.eval.baselines.flow:dis_direct_fb",
+    "flow-dis-chained": "z2h.eval.baselines.flow:dis_chained",
+    "flow-dis-chained-fb": "z2h.eval.baselines.flow:dis_chained_fb",
+    "flow-farneback-direct": "z2h.eval.baselines.flow:farneback_direct",
+    "flow-farneback-direct-fb": "z2h.eval.baselines.flow:farneback_direct_fb",
+    "flow-farneback-chained": "z2h.eval.baselines.flow:farneback_chained",
+    "flow-farneback-chained-fb": "z2h.eval.baselines.flow:farneback_chained_fb",
+    "flow-tvl1-direct": "z2h.eval.baselines.flow:tvl1_direct",
+    "flow-tvl1-direct-fb": "z2h.eval.baselines.flow:tvl1_direct_fb",
+    "flow-tvl1-chained": "z2h.eval.baselines.flow:tvl1_chained",
+    "flow-tvl1-chained-fb": "z2h.eval.baselines.flow:tvl1_chained_fb",
+    "flow-raft-small-direct": "z2h.eval.baselines.flow:raft_small_direct",
+    "flow-raft-small-direct-fb": "z2h.eval.baselines.flow:raft_small_direct_fb",
+    "flow-raft-small-chained": "z2h.eval.baselines.flow:raft_small_chained",
+    "flow-raft-small-chained-fb": "z2h.eval.baselines.flow:raft_small_chained_fb",
+    "flow-raft-large-direct": "z2h.eval.baselines.flow:raft_large_direct",
+    "flow-raft-large-direct-fb": "z2h.eval.baselines.flow:raft_large_direct_fb",
+    "flow-raft-large-chained": "z2h.eval.baselines.flow:raft_large_chained",
+    "flow-raft-large-chained-fb": "z2h.eval.baselines.flow:raft_large_chained_fb",
 }
 
 

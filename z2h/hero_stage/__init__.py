@@ -1,0 +1,112 @@
+"""Hero-Stage: learn on the anchor frame how to restore the Zero-Stage output, then apply it to every frame.
+
+``HeroStage(config).fit(zero_anchor, orig_anchor, reference)`` trains on the anchor triplet
+(condition 1 = Zero-Stage output of the anchor, condition 2 = original anchor -> target = reference);
+``restore(zero_frames, orig_frames)`` runs frame t on (Zero-Stage output of t, original t).
+Mode 1 uses condition 1 only; Mode 2 (default) both. Engines: ``offline`` (a per-video restoration CNN,
+z2h/hero_stage/offline.py) and ``diffusion`` (FLUX + per-condition LoRAs, z2h/hero_stage/diffusion.py).
+Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from z2h.progress import ProgressFn
+
+ENGINES = ("offline", "diffusion")
+
+
+@dataclass
+class HeroConfig:
+    """Hero-Stage settings; fields not used by an engine are ignored by it."""
+
+    engine: str = "offline"
+    mode: int = 2  # 1: condition 1 (Zero-Stage output) only; 2: + condition 2 (original frame)
+    seed: int = 0
+    steps: int = 600  # optimisation steps (offline) / training steps (diffusion)
+    time_budget_s: float | None = 150.0  # training stops early past this; None = run every step
+    threads: int = 0  # torch CPU threads while training/restoring; 0 = all cores
+    # offline engine
+    pseudo_pairs: int = 8  # warped copies of the anchor pair (0 = the paper's single triplet only)
+    width: int = 32
+    blocks: int = 2
+    crop: int = 64
+    batch: int = 8
+    lr: float = 2e-3
+    # diffusion engine (reference settings of the paper's code)
+    hero_model: str | None = None  # local folder or hub id of the FLUX weights
+    lora_rank: int = 128
+    lora_lr: float = 1e-4
+    guidance: float = 3.5
+    sample_steps: int = 25
+    resolution: int = 512
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"hero engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        if self.mode not in (1, 2):
+            raise ValueError(f"hero mode must be 1 or 2, not {self.mode}")
+        if self.steps < 1:
+            raise ValueError(f"hero steps must be >= 1, not {self.steps}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"hero time budget must be > 0 seconds (or None), not {self.time_budget_s}")
+        if self.pseudo_pairs < 0:
+            raise ValueError(f"pseudo_pairs must be >= 0, not {self.pseudo_pairs}")
+
+
+ZeroFn = Callable[..., np.ndarray]  # ZeroStage-like: (frames, anchor, reference, progress=None) -> frames
+
+
+class HeroStage:
+    """Engine-independent front: ``fit`` on the anchor triplet, then ``restore`` every frame."""
+
+    def __init__(self, config: HeroConfig | None = None):
+        self.config = config = config or HeroConfig()
+        if config.engine == "offline":
+            from z2h.hero_stage.offline import OfflineHeroStage
+
+            self.impl = OfflineHeroStage(config)
+        else:
+            try:
+                from z2h.hero_stage.diffusion import DiffusionHeroStage
+            except ImportError as e:
+                raise RuntimeError(f"the diffusion Hero-Stage is not available: {e}") from e
+            self.impl = DiffusionHeroStage(config)
+
+    def fit(
+        self,
+        zero_anchor: np.ndarray,
+        orig_anchor: np.ndarray,
+        reference: np.ndarray,
+        progress: ProgressFn | None = None,
+        zero_stage: ZeroFn | None = None,
+    ) -> dict:
+        """Train on the anchor triplet; ``zero_stage`` makes the offline engine's pseudo pairs.
+
+        Returns training statistics (steps done, losses, seconds) for run records.
+        """
+        for name, im in (("zero_anchor", zero_anchor), ("orig_anchor", orig_anchor), ("reference", reference)):
+            _check_image(name, im, orig_anchor.shape)
+        if self.config.engine == "offline":
+            return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress, zero_stage=zero_stage)
+        return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress) or {}
+
+    def restore(
+        self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        """Restore every frame from (Zero-Stage output of t, original t); (T, H, W, 3) uint8 in and out."""
+        if zero_frames.shape != orig_frames.shape or zero_frames.ndim != 4 or zero_frames.shape[-1] != 3:
+            raise ValueError(f"zero frames {zero_frames.shape} and original frames {orig_frames.shape} must both "
+                             "be (T, H, W, 3) of one size")
+        return self.impl.restore(zero_frames, orig_frames, progress=progress)
+
+
+def _check_image(name: str, image: np.ndarray, shape: tuple) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"{name} must be an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
+    if image.shape != shape:
+        raise ValueError(f"{name} is {image.shape[1]}x{image.shape[0]}, the anchor is {shape[1]}x{shape[0]}")

@@ -1,0 +1,157 @@
+"""Build a benchmark: validate specs, guard the output folder, run Blender-side workers in parallel.
+
+No bpy here: ``z2h bench build`` runs in the backend environment and renders each video in a worker
+subprocess (worker.py) with the interpreter from ``--blender``, ``$Z2H_BLENDER`` or the repository's
+``.venv-blender/bin/python``. Worker output other than its ``Z2H`` event lines goes to
+``OUT/.logs/<video>.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .manifest import write_manifest
+from .spec import SpecError, load_spec
+from .worker import PREFIX
+
+WORKER = Path(__file__).resolve().parent / "worker.py"
+
+
+@dataclass
+class BuildConfig:
+    resolution: tuple[int, int] | None = None  # None: each spec's own
+    frames: int | None = None  # None: each spec's own
+    jobs: int = 1
+    engine: str = "cycles"
+    samples: int = 16
+    flow: bool = False
+    full_light: bool = False
+    denoise: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    blender: str | None = None
+    seed: int = 0
+
+
+def worker_command(blender: str | None = None) -> list[str]:
+    """The command prefix that runs worker.py (arguments follow after it)."""
+    exe = blender or os.environ.get("Z2H_BLENDER")
+    if exe is None:
+        for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+            if (root / ".venv-blender" / "bin" / "python").exists():
+                exe = str(root / ".venv-blender" / "bin" / "python")
+                break
+        else:
+            raise FileNotFoundError("no Blender to render with: pass --blender PATH (a Blender 4.2+ binary or a "
+                                    "Python with bpy), set Z2H_BLENDER, or create .venv-blender (make setup)")
+    if shutil.which(exe) is None and not Path(exe).exists():
+        raise FileNotFoundError(f"--blender/Z2H_BLENDER: {exe} not found")
+    if Path(exe).name.startswith("python"):
+        return [exe, str(WORKER), "--"]
+    return [exe, "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(WORKER), "--"]
+
+
+def prepare_output(out: Path, names: list[str], resume: bool, overwrite: bool) -> None:
+    """Refuse to touch a non-empty folder unless told; ``overwrite`` removes only these videos."""
+    if resume and overwrite:
+        raise ValueError("pass either --resume or --overwrite, not both")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise FileExistsError(f"{out} exists and is not empty: pass --resume to continue a build "
+                              "or --overwrite to replace its videos")
+    if overwrite:
+        for name in names:
+            if (out / name).is_dir():
+                shutil.rmtree(out / name)
+        (out / "manifest.json").unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _reader(proc: subprocess.Popen, video: str, log: Path, events: queue.Queue) -> None:
+    with open(log, "a") as f:
+        for line in proc.stdout:
+            if line.startswith(PREFIX):
+                try:
+                    events.put(json.loads(line[len(PREFIX) :]))
+                    continue
+                except json.JSONDecodeError:
+                    pass
+            f.write(line)
+    proc.wait()
+    events.put({"event": "exit", "video": video, "code": proc.returncode})
+
+
+def build(spec_paths: list[str | Path], out: str | Path, config: BuildConfig,
+          log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> int:
+    """Render every spec into ``out`` and write the manifest; returns the number of failed videos."""
+    out = Path(out)
+    specs = [load_spec(p) for p in spec_paths]  # all errors before any rendering
+    seen: dict[str, str] = {}
+    for s in specs:
+        if s.name in seen:
+            raise SpecError(f"{s.source}: name: {s.name!r} is also the name of {seen[s.name]}")
+        seen[s.name] = s.source
+    prepare_output(out, list(seen), config.resume, config.overwrite)
+    cmd = worker_command(config.blender)
+    jobs = max(1, min(config.jobs, len(specs)))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    (out / ".logs").mkdir(exist_ok=True)
+    events: queue.Queue = queue.Queue()
+    pending, running, failed = list(specs), {}, []
+    started = time.time()
+    finished = 0
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                s = pending.pop(0)
+                args = ["--spec", str(s.source), "--out", str(out), "--engine", config.engine,
+                        "--samples", str(config.samples), "--threads", str(threads)]
+                if config.resolution:
+                    args += ["--resolution", *map(str, config.resolution)]
+                if config.frames:
+                    args += ["--frames", str(config.frames)]
+                args += [f for f, on in (("--flow", config.flow), ("--full-light", config.full_light),
+                                         ("--denoise", config.denoise), ("--resume", config.resume)) if on]
+                logfile = out / ".logs" / f"{s.name}.log"
+                logfile.write_text(" ".join(cmd + args) + "\n")
+                proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        errors="replace")
+                running[s.name] = proc
+                threading.Thread(target=_reader, args=(proc, s.name, logfile, events), daemon=True).start()
+                log(f"[{finished}/{len(specs)}] {s.name}: started")
+            ev = events.get()
+            name = ev.get("video", "?")
+            if ev["event"] == "progress":
+                log(f"[{finished}/{len(specs)}] {name}: step {ev['step']}/{ev['total']}")
+            elif ev["event"] == "error":
+                log(f"{name}: ERROR {ev['message']} (log: {out / '.logs' / (name + '.log')})")
+            elif ev["event"] == "done":
+                log(f"[{finished + 1}/{len(specs)}] {name}: done in {ev['seconds']:.1f} s")
+            elif ev["event"] == "exit":
+                running.pop(name, None)
+                finished += 1
+                if ev["code"] != 0:
+                    failed.append(name)
+                    log(f"{name}: worker exited with code {ev['code']} (log: {out / '.logs' / (name + '.log')})")
+    finally:
+        for proc in running.values():  # interrupted: stop our own workers
+            proc.terminate()
+    settings = {k: v for k, v in asdict(config).items() if k not in ("jobs", "resume", "overwrite", "blender")}
+    sizes = {tuple(s.resolution) for s in specs}
+    res = config.resolution or (next(iter(sizes)) if len(sizes) == 1 else None)
+    settings["resolution"] = list(res) if res else None
+    write_manifest(out, settings, seed=config.seed)
+    log(f"built {len(specs) - len(failed)}/{len(specs)} videos into {out} in {time.time() - started:.0f} s"
+        + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return len(failed)

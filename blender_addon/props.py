@@ -1,0 +1,76 @@
+"""Per-scene settings of the Z2H sidebar (``scene.z2h``) and the state of a running backend job."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    FloatVectorProperty,
+    IntProperty,
+    StringProperty,
+)
+
+ENGINES = [
+    ("CYCLES", "Cycles", "Path tracing (the benchmark's default look)"),
+    ("BLENDER_EEVEE", "EEVEE", "Rasterised, slow to start without a GPU"),
+    ("BLENDER_WORKBENCH", "Workbench", "Flat solid shading, fastest (draws the material's viewport colour)"),
+]
+
+
+class Z2H_SceneProps(bpy.types.PropertyGroup):
+    """What to render and edit, stored with the .blend file."""
+
+    # What the edit is (benchmark pair and "recolour" reference).
+    edit_kind: EnumProperty(
+        name="Edit", items=[("COLOR", "Colour", "Give the object a new base colour"),
+                            ("MATERIAL", "Material", "A new base colour, roughness and metallic")],
+        default="COLOR",
+    )
+    color: FloatVectorProperty(name="New colour", subtype="COLOR", size=3, min=0.0, max=1.0,
+                               default=(0.1, 0.35, 0.85))
+    roughness: FloatProperty(name="Roughness", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    metallic: FloatProperty(name="Metallic", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+
+    # How to render.
+    use_scene_range: BoolProperty(name="Scene frame range", default=True,
+                                  description="Render the scene's frame range, else the range below")
+    frame_start: IntProperty(name="Start", default=1, min=0)
+    frame_end: IntProperty(name="End", default=24, min=0)
+    resolution_x: IntProperty(name="Width", default=256, min=8, max=8192, subtype="PIXEL")
+    resolution_y: IntProperty(name="Height", default=256, min=8, max=8192, subtype="PIXEL")
+    engine: EnumProperty(name="Render engine", items=ENGINES, default="CYCLES")
+    samples: IntProperty(name="Samples", default=16, min=1, max=4096)
+    output_dir: StringProperty(name="Output folder", subtype="DIR_PATH", default="//z2h",
+                               description="Benchmarks and edit results go here ('//' = next to the .blend)")
+    video_name: StringProperty(name="Video name", default="",
+                               description="Name of the benchmark video (default: the object's name)")
+
+    # The z2h edit.
+    reference_mode: EnumProperty(
+        name="Reference",
+        items=[("RECOLOR", "Recolour object", "Render the anchor frame with the active object recoloured"),
+               ("IMAGE", "Image file", "An edited anchor frame made elsewhere (same size as the render)")],
+        default="RECOLOR",
+    )
+    reference_path: StringProperty(name="Reference image", subtype="FILE_PATH", default="")
+    rerender: BoolProperty(name="Re-render original", default=False,
+                           description="Render the original frames again even if a matching render is cached")
+
+    # State of the running job (written by the add-on, shown in the panel).
+    job_status: StringProperty(name="Status", default="")
+    job_stage: StringProperty(name="Stage", default="")
+    job_progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    job_message: StringProperty(name="Message", default="")
+    result_dir: StringProperty(name="Result", subtype="DIR_PATH", default="")
+
+
+def frame_range(scene: bpy.types.Scene) -> tuple[int, int]:
+    """The (first, last) frame to render, inclusive; ValueError if the range is empty."""
+    props = scene.z2h
+    start, end = (scene.frame_start, scene.frame_end) if props.use_scene_range else (props.frame_start,
+                                                                                      props.frame_end)
+    if end < start:
+        raise ValueError(f"empty frame range {start}..{end} in scene {scene.name!r}")
+    return start, end

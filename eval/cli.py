@@ -1,0 +1,131 @@
+"""`z2h eval`: run methods on a benchmark (run), tables (table), plots (plot), registered methods (list)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = sub.add_parser("run", help="run methods on a benchmark and score them (cached, resumable)")
+    p.add_argument("bench", type=Path, help="benchmark folder (with manifest.json)")
+    p.add_argument("--methods", default="baselines",
+                   help="comma-separated names, or the groups 'baselines' / 'default' (baselines + "
+                        "z2h-zero + z2h); see `z2h eval list` (default: baselines)")
+    p.add_argument("--videos", help="comma-separated video names (default: all)")
+    p.add_argument("--out", type=Path, required=True, help="results folder (new, empty, or an earlier one)")
+    p.add_argument("--jobs", type=int, default=1, help="methods run at the same time (threads)")
+    p.add_argument("--protocol", choices=("default", "paper"), default="default",
+                   help="default: native resolution; paper: the reference code's 512x512 protocol")
+    p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex", help="LPIPS backbone")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per metric batch")
+    p.add_argument("--raft-weights", help="local torchvision RAFT state dict; adds the flow-raft-* baselines "
+                                          "(raft_small or raft_large, matching the file)")
+    p.add_argument("--raft-size", choices=("small", "large"), default="small",
+                   help="which RAFT the weights are for (default: small)")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
+
+    p = sub.add_parser("table", help="paper-style table from RESULTS")
+    p.add_argument("results", type=Path)
+    p.add_argument("--format", choices=("md", "latex", "csv"), default="md")
+    p.add_argument("--per-video", action="store_true", help="one row per video and method")
+    p.add_argument("--std", action="store_true", help="mean ± std over videos")
+    p.add_argument("--by", choices=("motion", "distance", "tag"), help="rows per motion/distance bin or tag")
+    p.add_argument("--out", type=Path, help="write the table here (default: print it)")
+
+    p = sub.add_parser("plot", help="PNG plots from RESULTS: metric vs distance, per motion bin, strips")
+    p.add_argument("results", type=Path)
+    p.add_argument("--out", type=Path, help="folder for the PNGs (default: RESULTS/plots)")
+    p.add_argument("--metric", default="psnr_masked", help="metric column to plot (default: psnr_masked)")
+    p.add_argument("--methods", help="comma-separated methods to show (default: all)")
+    p.add_argument("--frames", help="comma-separated frames for the qualitative strips (default: 4 spread)")
+
+    sub.add_parser("list", help="registered methods and the groups they belong to")
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from z2h.eval.runner import RunConfig, resolve_methods, run
+
+    from z2h.progress import Cancelled, Reporter
+
+    methods = resolve_methods(args.methods, include_raft=bool(args.raft_weights))
+    if args.raft_weights:
+        keep = f"flow-raft-{args.raft_size}"
+        methods = [m for m in methods if not m.startswith("flow-raft") or m.startswith(keep)]
+    options = {m: {"raft_weights": args.raft_weights} for m in methods if m.startswith("flow-raft")}
+    config = RunConfig(bench=args.bench, out=args.out, methods=methods, videos=_split(args.videos),
+                       jobs=max(1, args.jobs), protocol=args.protocol,
+                       lpips=None if args.lpips == "none" else args.lpips, batch_size=args.batch_size,
+                       method_options=options)
+    reporter = Reporter(args.progress)
+    reporter.install_signal_handlers()
+    try:
+        record = run(config, reporter)
+    except Cancelled as e:
+        reporter.emit("cancelled", out=str(args.out), partial=True, message=str(e))
+        return 130
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        reporter.emit("error", message=str(e))
+        if args.progress != "bar":
+            print(f"z2h eval: {e}", file=sys.stderr)
+        return 1
+    failed = sorted({m for m, e in record["methods"].items() if m in methods
+                     for v in e.get("videos", {}).values() if v.get("status") == "error"})
+    message = f"results in {args.out} (metrics.csv, run.json)"
+    message += f"; FAILED: {', '.join(failed)} (see run.json)" if failed else ""
+    reporter.emit("done", out=str(args.out), partial=bool(failed), message=message)
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from z2h.eval.report import table
+
+    text = table(args.results, fmt=args.format, per_video=args.per_video, std=args.std, by=args.by)
+    if args.out:
+        from z2h.io import atomic_write_bytes
+
+        atomic_write_bytes(args.out, text.encode())
+        print(f"z2h eval: table written to {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from z2h.eval.plots import plot_all
+
+    frames = [int(f) for f in _split(args.frames)] if args.frames else None
+    paths = plot_all(args.results, out=args.out, metric=args.metric, methods=_split(args.methods),
+                     frames=frames)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from z2h.eval.methods import REGISTRY
+    from z2h.eval.runner import Z2H_METHODS, baseline_names
+
+    baselines = set(baseline_names(include_raft=True))
+    for name, target in sorted(REGISTRY.items()):
+        group = "z2h" if name in Z2H_METHODS else "baseline" if name in baselines else "other"
+        note = " (needs --raft-weights)" if name.startswith("flow-raft") else ""
+        print(f"{name:30s} {group:9s} {target}{note}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen action; input errors become one clear line and exit code 1."""
+    action = {"run": _run, "table": _table, "plot": _plot, "list": _list}[args.action]
+    try:
+        return action(args)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+        print(f"z2h eval {args.action}: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,238 @@
+"""`z2h eval table`: paper-style tables from RESULTS/metrics.csv and RESULTS/run.json.
+
+Averaging: frames -> per-video mean (anchor frame excluded) -> mean (± std) over videos. Best values
+(at the displayed precision) are bold; every table carries notes naming the protocol, the engine of the
+z2h methods, each baseline's source, the bins, and any method that failed on some videos.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Motion bins: object displacement from the anchor as a fraction of the image width.
+MOTION_BINS = (0.03, 0.10)
+MOTION_LABELS = ("small", "medium", "large")
+DISTANCE_BINS = ((1, 2), (3, 5), (6, 10), (11, None))
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str
+    label: str
+    higher_is_better: bool
+    digits: int
+    scale: float = 1.0
+
+
+METRICS = (
+    Metric("psnr", "PSNR", True, 2),
+    Metric("ssim", "SSIM", True, 4),
+    Metric("lpips", "LPIPS", False, 4),
+    Metric("psnr_masked", "PSNR-m", True, 2),
+    Metric("ssim_masked", "SSIM-m", True, 4),
+    Metric("lpips_masked", "LPIPS-m", False, 4),
+    Metric("warp_error", "Ewarp x1e3", False, 3, 1e3),
+    Metric("flow_epe", "EPE px", False, 3),
+)
+
+
+def load_results(results: str | Path) -> tuple[Any, dict[str, Any]]:
+    """metrics.csv as a DataFrame and run.json as a dict."""
+    import pandas as pd
+
+    results = Path(results)
+    for name in ("metrics.csv", "run.json"):
+        if not (results / name).is_file():
+            raise FileNotFoundError(f"{results / name} not found: run `z2h eval run BENCH --out {results}`")
+    record = json.loads((results / "run.json").read_text())
+    try:
+        df = pd.read_csv(results / "metrics.csv")
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame(columns=["method", "video", "frame", "anchor"])
+    return df, record
+
+
+def motion_bin(df: Any) -> Any:
+    """'small'/'medium'/'large' per row from displacement_px relative to the image width."""
+    import numpy as np
+    import pandas as pd
+
+    rel = df["displacement_px"] / df["width"]
+    small, large = MOTION_BINS
+    labels = np.select([rel < small, rel < large, rel >= large], MOTION_LABELS, "n/a")
+    return pd.Series(pd.Categorical(labels, [*MOTION_LABELS, "n/a"]), index=df.index)
+
+
+def distance_bin(df: Any) -> Any:
+    import pandas as pd
+
+    labels = [f"{lo}-{hi}" if hi else f"{lo}+" for lo, hi in DISTANCE_BINS]
+    edges = [lo - 0.5 for lo, _ in DISTANCE_BINS] + [float("inf")]
+    return pd.cut(df["distance"], edges, labels=labels)
+
+
+def summarize(df: Any, by: str | None = None, per_video: bool = False, anchor: bool = False) -> Any:
+    """Rows: [group,] [video,] method; columns: (metric, 'mean'|'std') over videos of per-video means."""
+    import pandas as pd
+
+    df = df[df["anchor"].astype(bool) == anchor].copy()
+    metrics = [m.column for m in METRICS if m.column in df and df[m.column].notna().any()]
+    keys = ["method"]
+    if by == "motion":
+        df["group"] = motion_bin(df)
+    elif by == "distance":
+        df["group"] = distance_bin(df)
+    elif by == "tag":
+        df["group"] = df["tags"].fillna("").astype(str).str.split(";")
+        df = df.explode("group")
+        df = df[df["group"] != ""]
+    elif by is not None:
+        raise ValueError(f"--by must be motion, distance or tag, not {by!r}")
+    if by:
+        keys = ["group", *keys]
+    per_video_means = df.groupby([*keys, "video"], observed=True)[metrics].mean()
+    if per_video:
+        out = per_video_means.reorder_levels([*keys[:-1], "video", "method"]).sort_index()
+        return pd.concat({"mean": out, "std": out * float("nan")}, axis=1).swaplevel(0, 1, axis=1)
+    grouped = per_video_means.groupby(level=keys, observed=True)
+    return pd.concat({"mean": grouped.mean(), "std": grouped.std()}, axis=1).swaplevel(0, 1, axis=1)
+
+
+def _best(values: Any, metric: Metric) -> Any:
+    """Boolean mask of the best values at display precision (ties all count)."""
+    rounded = (values * metric.scale).round(metric.digits)
+    target = rounded.max() if metric.higher_is_better else rounded.min()
+    return rounded == target
+
+
+def best_flags(means: Any, metric: Metric) -> Any:
+    """Best per group: every index level but the last (method) defines a group."""
+    groups = list(means.index.names)[:-1]
+    if not groups:
+        return _best(means, metric).fillna(False)
+    return means.groupby(level=groups, observed=True).transform(lambda s: _best(s, metric)).fillna(False)
+
+
+def _cells(summary: Any, std: bool, bold: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Header labels, cell texts and best flags for every row of a summary."""
+    metrics = [m for m in METRICS if (m.column, "mean") in summary.columns]
+    levels = list(summary.index.names)
+    headers = [n.capitalize() for n in levels]
+    headers += [f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in metrics]
+    best = {m.column: best_flags(summary[(m.column, "mean")], m).to_numpy() for m in metrics}
+    rows = []
+    for i, (idx, row) in enumerate(summary.iterrows()):
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        cells = [str(v) for v in idx]
+        for m in metrics:
+            mean, sd = row[(m.column, "mean")], row[(m.column, "std")]
+            if mean != mean:
+                cells.append("–")
+                continue
+            text = f"{mean * m.scale:.{m.digits}f}"
+            if std and sd == sd:
+                text += f" ± {sd * m.scale:.{m.digits}f}"
+            cells.append(f"{bold[0]}{text}{bold[1]}" if best[m.column][i] else text)
+        rows.append(cells)
+    return headers, rows
+
+
+def notes(df: Any, record: dict[str, Any], by: str | None) -> list[str]:
+    """Protocol, engines, sources, bins and failures, one sentence each."""
+    from z2h.eval.metrics import protocol_note
+
+    targets = df[~df["anchor"].astype(bool)] if len(df) else df
+    protocol = protocol_note(record.get("protocol", "default"), record.get("lpips"))
+    out = [protocol[:1].upper() + protocol[1:] + ".",
+           f"Mean over {df['video'].nunique() if len(df) else 0} videos of per-video means over "
+           f"{len(targets)} non-anchor method-frames; the anchor frame is excluded (reported separately)."]
+    methods = record.get("methods", {})
+    shown = sorted(set(df["method"])) if len(df) else []
+    engines = [f"{n}: {methods[n]['engine']}" for n in shown if methods.get(n, {}).get("engine")]
+    if engines:
+        out.append("Engine: " + "; ".join(engines) + ".")
+    for n in shown:
+        if methods.get(n, {}).get("source"):
+            out.append(f"{n}: {methods[n]['source']}.")
+    if "warp_error_gt" in df and df["warp_error_gt"].notna().any():
+        gt = targets.groupby("video")["warp_error_gt"].mean().mean() * 1e3
+        out.append(f"Ewarp: MSE (RGB in [0,1], x1e3) between frame t+1 and frame t warped along the TRUE "
+                   f"motion, visible pixels only; the ground-truth edited video's own Ewarp is {gt:.3f}.")
+    if "flow_epe" in df and df["flow_epe"].notna().any():
+        out.append("EPE: end-point error (px) of a flow baseline's estimator on consecutive frames vs the "
+                   "true motion (visible pixels); the same for every variant of one estimator.")
+    if by == "motion":
+        small, large = MOTION_BINS
+        out.append(f"Motion bins (object displacement from the anchor / image width): small < {small:.0%}, "
+                   f"medium {small:.0%}-{large:.0%}, large >= {large:.0%}.")
+    if by == "distance":
+        out.append("Distance bins: frames from the anchor, "
+                   + ", ".join(f"{lo}-{hi}" if hi else f"{lo}+" for lo, hi in DISTANCE_BINS) + ".")
+    if by == "tag":
+        out.append("Tags: a video counts in every tag it carries.")
+    for n, entry in sorted(methods.items()):
+        failed = sorted(v for v, info in entry.get("videos", {}).items() if info.get("status") == "error")
+        if failed:
+            first = entry["videos"][failed[0]].get("error", "")
+            out.append(f"{n} FAILED on {', '.join(failed)} (means over its other videos): {first}.")
+    return out
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+        text = text.replace(a, b)
+    return text.replace("±", r"$\pm$").replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")
+
+
+def _latex(headers: list[str], rows: list[list[str]]) -> str:
+    numeric = sum(h[-1] in "↑↓" for h in headers)
+    spec = "l" * (len(headers) - numeric) + "r" * numeric
+    body = [r"\begin{tabular}{" + spec + "}", r"\toprule"]
+    body += [" & ".join(_latex_escape(c) for c in r) + r" \\" for r in [headers, *rows]]
+    body.insert(3, r"\midrule")
+    return "\n".join(body + [r"\bottomrule", r"\end{tabular}"])
+
+
+def table(results: str | Path, fmt: str = "md", per_video: bool = False, std: bool = False,
+          by: str | None = None) -> str:
+    """The table as text in ``fmt`` (md, latex or csv)."""
+    df, record = load_results(results)
+    if not len(df):
+        raise ValueError(f"{Path(results) / 'metrics.csv'} holds no scores (see run.json for errors)")
+    summary = summarize(df, by=by, per_video=per_video)
+    note_lines = notes(df, record, by)
+    if fmt == "csv":
+        return _csv(summary, note_lines)
+    bold = ("**", "**") if fmt == "md" else (r"\textbf{", "}")
+    if fmt not in ("md", "latex"):
+        raise ValueError(f"--format must be md, latex or csv, not {fmt!r}")
+    headers, rows = _cells(summary, std, bold)
+    anchor = summarize(df, anchor=True)
+    anchor = anchor[[c for c in anchor.columns if c[0] in ("psnr", "ssim", "lpips")]]
+    a_headers, a_rows = _cells(anchor, False, bold)
+    if fmt == "md":
+        return "\n".join([_markdown(headers, rows), "", *[f"- {n}" for n in note_lines], "",
+                          "Anchor frame (reconstruction of the reference; excluded above):", "",
+                          _markdown(a_headers, a_rows), ""])
+    note_tex = "\n".join(r"\item " + _latex_escape(n) for n in note_lines)
+    return "\n".join([r"\begin{table}[t]\centering\small", _latex(headers, rows),
+                      r"\begin{itemize}\footnotesize", note_tex, r"\end{itemize}", r"\end{table}", "",
+                      r"% Anchor frame (reconstruction of the reference; excluded above)",
+                      _latex(a_headers, a_rows), ""])
+
+
+def _csv(summary: Any, note_lines: list[str]) -> str:
+    """Plain numbers (mean and std columns) plus a 'best' column naming the metrics where a row is best."""
+    flat = summary.copy()
+    flat.columns = [c if s == "mean" else f"{c}_std" for c, s in flat.columns]
+    best = {m.column: best_flags(flat[m.column], m).to_numpy() for m in METRICS if m.column in flat}
+    flat["best"] = [";".join(c for c in best if best[c][i]) for i in range(len(flat))]
+    return flat.reset_index().to_csv(index=False) + "".join(f"# {n}\n" for n in note_lines)

@@ -1,0 +1,366 @@
+"""`z2h eval run`: run methods on a benchmark, cache their frames, score them, keep a run record.
+
+Layout of RESULTS::
+
+    RESULTS/<method>/<video>/NNNN.png       the method's frames
+    RESULTS/<method>/<video>/.output.json   cache key (settings + input hash), timing
+    RESULTS/<method>/<video>/.metrics-<protocol>-<lpips>.json   cached per-frame scores
+    RESULTS/metrics.csv                     one row per method x video x frame
+    RESULTS/run.json                        versions, settings, engines, timings, errors
+
+Work runs in two phases: produce (methods; ``jobs`` methods at a time in threads, each method instance
+used by one thread only) and score (metrics, sequential). A crash in one method x video is recorded and
+never stops the others; cached results survive any crash because each is written atomically when done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from z2h.eval.data import Video, list_videos, load_video, per_frame_meta
+from z2h.eval.methods import REGISTRY, check_output, get_method
+
+from z2h.progress import Cancelled, Reporter
+
+Z2H_METHODS = ("z2h-zero", "z2h")
+METRIC_COLUMNS = ("psnr", "ssim", "lpips", "psnr_masked", "ssim_masked", "lpips_masked")
+
+
+@dataclass
+class RunConfig:
+    bench: Path
+    out: Path
+    methods: list[str]
+    videos: list[str] | None = None
+    jobs: int = 1
+    protocol: str = "default"
+    lpips: str | None = "alex"  # None: no LPIPS (NaN columns)
+    batch_size: int = 8
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def baseline_names(include_raft: bool = False) -> list[str]:
+    """Registered baselines (eval/baselines); RAFT variants only when weights are given."""
+    names = [n for n, target in REGISTRY.items() if target.startswith("z2h.eval.baselines.")]
+    return [n for n in names if include_raft or not n.startswith("flow-raft")]
+
+
+def resolve_methods(spec: str, include_raft: bool = False) -> list[str]:
+    """``a,b,...``; the groups ``baselines`` and ``default`` (baselines + z2h-zero + z2h) expand."""
+    names: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if item == "baselines":
+            names += baseline_names(include_raft)
+        elif item == "default":
+            names += baseline_names(include_raft) + list(Z2H_METHODS)
+        elif item in REGISTRY:
+            names.append(item)
+        elif item:
+            raise ValueError(f"unknown method {item!r}; registered: {', '.join(sorted(REGISTRY))}, "
+                             "or the groups 'baselines' and 'default'")
+    return list(dict.fromkeys(names))
+
+
+def _hash(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(p.tobytes())
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from z2h.io import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(data, indent=2, default=str).encode())
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe scalar: numpy scalars to Python, NaN to None."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and value != value else value
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages that shape the numbers."""
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("z2h", "numpy", "torch", "torchvision", "opencv-python-headless", "scikit-image", "lpips",
+                "diffusers", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _metrics_code_hash() -> str:
+    """Scores are recomputed when the metrics code changes."""
+    from z2h.eval import metrics
+
+    return hashlib.sha256(Path(metrics.__file__).read_bytes()).hexdigest()[:16]
+
+
+class Runner:
+    """One `z2h eval run`; :meth:`run` returns the run record (also written to RESULTS/run.json)."""
+
+    def __init__(self, config: RunConfig, reporter: Reporter | None = None):
+        self.c = config
+        self.reporter = reporter or Reporter("none")
+        self.out = Path(config.out)
+        if self.out.exists() and any(self.out.iterdir()) and not (self.out / "run.json").exists():
+            raise FileExistsError(f"{self.out} is not empty and holds no run.json: pass a new or empty "
+                                  "folder, or an earlier results folder")
+        self.record: dict[str, Any] = _read_json(self.out / "run.json") or {"methods": {}}
+        self.videos: dict[str, Video] = {}
+        self.input_hash: dict[str, str] = {}
+        self.methods: dict[str, Any] = {}
+        self._temporal: dict[str, dict[str, np.ndarray]] = {}
+        self._epe: dict[tuple[str, str], np.ndarray] = {}
+
+    def log(self, message: str) -> None:
+        print(f"z2h eval: {message}", file=sys.stderr)
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+    def _entry(self, method: str) -> dict[str, Any]:
+        return self.record["methods"].setdefault(method, {"videos": {}})
+
+    def _set(self, method: str, video: str, **fields: Any) -> None:
+        self._entry(method)["videos"].setdefault(video, {}).update(fields)
+
+    def _error(self, method: str, video: str | None, stage: str, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        self.log(f"{method}" + (f" on {video}" if video else "") + f" failed during {stage}: {message}")
+        err = {"status": "error", "stage": stage, "error": message, "traceback": traceback.format_exc()}
+        for v in [video] if video else self.videos:
+            self._set(method, v, **err)
+
+    def save_record(self) -> None:
+        self.record.update(
+            format="z2h-eval-run", version=1, bench=str(Path(self.c.bench).resolve()),
+            protocol=self.c.protocol, lpips=self.c.lpips, versions=versions(),
+            updated=datetime.now(UTC).isoformat(timespec="seconds"))
+        self.record.setdefault("created", self.record["updated"])
+        _write_json(self.out / "run.json", self.record)
+
+    # -- loading -----------------------------------------------------------------------------------
+    def load_videos(self) -> None:
+        names = list_videos(self.c.bench)
+        if self.c.videos:
+            unknown = sorted(set(self.c.videos) - set(names))
+            if unknown:
+                raise ValueError(f"videos not in {self.c.bench}/manifest.json: {', '.join(unknown)}")
+            names = [n for n in names if n in self.c.videos]
+        for name in names:
+            video = load_video(self.c.bench, name)  # bad input stops the run: scores would be incomplete
+            self.videos[name] = video
+            self.input_hash[name] = _hash(video.original, video.reference, video.anchor)
+
+    def build(self, name: str) -> Any:
+        method = get_method(name, **self.c.method_options.get(name, {}))
+        settings = method.settings()
+        self._entry(name).update(settings=settings, settings_hash=_hash(name, settings),
+                                 engine=settings.get("engine"), source=settings.get("source"))
+        return method
+
+    # -- phase 1: produce --------------------------------------------------------------------------
+    def folder(self, method: str, video: str) -> Path:
+        return self.out / method / video
+
+    def output_key(self, method: str, video: str) -> str:
+        return _hash(self._entry(method)["settings_hash"], self.input_hash[video])
+
+    def cached(self, method: str, video: str) -> bool:
+        folder = self.folder(method, video)
+        info = _read_json(folder / ".output.json") or {}
+        frames = self.videos[video].frames
+        return info.get("key") == self.output_key(method, video) and all(
+            (folder / f"{i:04d}.png").is_file() for i in range(frames))
+
+    def produce(self, name: str, method: Any, video: Video) -> None:
+        from z2h.io import write_frames
+
+        if self.cached(name, video.name):
+            self._set(name, video.name, status="cached")
+            return
+        start = time.perf_counter()
+        progress = self.reporter.stage(f"{name}:{video.name}")
+        output = np.asarray(method(video.original.copy(), video.anchor, video.reference.copy(), progress))
+        seconds = time.perf_counter() - start
+        if output.ndim != 4 or len(output) != video.frames:
+            raise ValueError(f"method {name!r} returned {len(output) if output.ndim else 0} frames for video "
+                             f"{video.name!r}, expected {video.frames}")
+        try:
+            output = check_output(name, video.original, output)
+        except ValueError as e:
+            raise ValueError(f"video {video.name!r}: {e}") from None
+        folder = self.folder(name, video.name)
+        (folder / ".output.json").unlink(missing_ok=True)  # invalid until every frame is written
+        for stale in folder.glob("*.png"):
+            stale.unlink()
+        write_frames(folder, output)
+        info = {"key": self.output_key(name, video.name), "frames": video.frames, "seconds": seconds}
+        _write_json(folder / ".output.json", info)
+        self._set(name, video.name, status="done", seconds=round(seconds, 3),
+                  seconds_per_frame=round(seconds / video.frames, 4))
+
+    def produce_all(self, name: str) -> None:
+        try:
+            method = self.methods[name] = self.build(name)
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except Exception as e:  # e.g. z2h not installed, missing weights: recorded, the others go on
+            self._error(name, None, "build", e)
+            return
+        for video in self.videos.values():
+            try:
+                self.produce(name, method, video)
+            except (Cancelled, KeyboardInterrupt):
+                raise
+            except Exception as e:
+                self._error(name, video.name, "run", e)
+
+    # -- phase 2: score ----------------------------------------------------------------------------
+    def truth_temporal(self, video: Video) -> dict[str, np.ndarray]:
+        """Visibility masks and the ground truth's own warping error (once per video)."""
+        from z2h.eval.temporal import visible_pairs, warp_error
+
+        if video.flow is None:
+            return {}
+        if video.name not in self._temporal:
+            visible = visible_pairs(video.flow)
+            gt = warp_error(video.edited, video.flow, visible)
+            self._temporal[video.name] = {"visible": visible, "gt": gt}
+        return self._temporal[video.name]
+
+    def epe(self, method: Any, video: Video) -> np.ndarray | None:
+        """End-point error of a flow baseline's estimator on consecutive pairs (once per estimator)."""
+        from z2h.eval.temporal import flow_epe
+
+        estimator = getattr(method, "estimator", None)
+        if estimator is None or video.flow is None:
+            return None
+        key = (estimator.key, video.name)
+        if key not in self._epe:
+            visible = self.truth_temporal(video)["visible"]
+            self._epe[key] = flow_epe(estimator, video.original, video.flow, visible)
+        return self._epe[key]
+
+    @property
+    def metrics_file(self) -> str:
+        return f".metrics-{self.c.protocol}-{self.c.lpips or 'none'}.json"
+
+    def score(self, name: str, video: Video) -> list[dict[str, Any]]:
+        from z2h.eval.metrics import frame_metrics
+        from z2h.eval.temporal import warp_error
+
+        from z2h.io import read_frames
+
+        folder = self.folder(name, video.name)
+        cache_path = folder / self.metrics_file
+        key = _hash(self.output_key(name, video.name), _metrics_code_hash(), self.c.protocol, self.c.lpips)
+        cached = _read_json(cache_path)
+        if cached and cached.get("key") == key:
+            return cached["rows"]
+        start = time.perf_counter()
+        pred = read_frames(folder)
+        if len(pred) != video.frames:
+            raise ValueError(f"{folder} holds {len(pred)} frames, video {video.name!r} has {video.frames}")
+        df = frame_metrics(pred, video.edited, video.masks, protocol=self.c.protocol, lpips_net=self.c.lpips,
+                           batch_size=self.c.batch_size, label=f"method {name!r}, video {video.name!r}")
+        temporal = self.truth_temporal(video)
+        if temporal:  # a pair (t-1, t) is reported on frame t
+            df["warp_error"] = np.r_[np.nan, warp_error(pred, video.flow, temporal["visible"])]
+            df["warp_error_gt"] = np.r_[np.nan, temporal["gt"]]
+            epe = self.epe(self.methods.get(name), video) if name in self.methods else None
+            if epe is not None:
+                df["flow_epe"] = np.r_[np.nan, epe]
+        meta = per_frame_meta(video)
+        w, h = video.meta.get("resolution") or [video.original.shape[2], video.original.shape[1]]
+        rows = []
+        for rec in df.to_dict("records"):
+            t = int(rec["frame"])
+            rows.append({
+                "method": name, "video": video.name, **rec, "frame": t, "anchor": t == video.anchor,
+                "offset": t - video.anchor, "distance": abs(t - video.anchor),
+                "displacement_px": meta[t].get("displacement_px", np.nan),
+                "rotation_deg": meta[t].get("rotation_deg", np.nan), "mask_area": int(video.masks[t].sum()),
+                "width": w, "height": h, "tags": ";".join(video.meta.get("tags", [])),
+                "edit_kind": (video.meta.get("edit") or {}).get("kind", ""),
+            })
+        rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+        _write_json(cache_path, {"key": key, "rows": rows})
+        self._set(name, video.name, metrics_seconds=round(time.perf_counter() - start, 3))
+        return rows
+
+    def write_metrics(self) -> Path:
+        """RESULTS/metrics.csv from every scored method x video of this protocol (earlier runs included)."""
+        import pandas as pd
+
+        from z2h.io import atomic_write_bytes
+
+        rows = []
+        for name, entry in sorted(self.record["methods"].items()):
+            for video in sorted(entry.get("videos", {})):
+                path = self.folder(name, video) / self.metrics_file
+                cached = _read_json(path)
+                if cached and entry["videos"][video].get("status") != "error":
+                    rows += cached["rows"]
+        df = pd.DataFrame(rows)
+        path = self.out / "metrics.csv"
+        atomic_write_bytes(path, df.to_csv(index=False).encode())
+        return path
+
+    # -- all ---------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.load_videos()
+        self.log(f"{len(self.c.methods)} methods x {len(self.videos)} videos -> {self.out}")
+        try:
+            if self.c.jobs > 1:
+                with ThreadPoolExecutor(self.c.jobs) as pool:
+                    list(pool.map(self.produce_all, self.c.methods))
+            else:
+                for name in self.c.methods:
+                    self.produce_all(name)
+                    self.save_record()
+            scoring = self.reporter.stage("score")
+            todo = [(n, v) for n in self.c.methods for v in self.videos
+                    if self._entry(n)["videos"].get(v, {}).get("status") in ("done", "cached")]
+            for i, (name, video) in enumerate(todo, 1):
+                try:
+                    self.score(name, self.videos[video])
+                except (Cancelled, KeyboardInterrupt):
+                    raise
+                except Exception as e:
+                    self._error(name, video, "score", e)
+                scoring(i, len(todo))
+        finally:
+            self.save_record()
+            self.write_metrics()
+        return self.record
+
+
+def run(config: RunConfig, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run, score and record; see :class:`Runner`."""
+    return Runner(config, reporter).run()

@@ -1,0 +1,444 @@
+"""The Blender add-on, headless (bpy): registration, the edit workflow behind the modal operator, cancel.
+
+A fake backend (written here, standard library only) stands in for `python -m z2h edit`: it follows the
+CLI and progress contract of docs/architecture.md and writes recoloured copies of the input frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+import addon_utils  # noqa: E402  (only importable once bpy is)
+import numpy as np  # noqa: E402
+from z2h.benchmark.png import read_header, read_png, write_png  # noqa: E402
+
+MODULE = "z2h.blender_addon"
+CLASSES = ["Z2H_OT_render_pair", "Z2H_OT_export_spec", "Z2H_OT_run_edit", "Z2H_OT_cancel",
+           "Z2H_OT_check_backend", "Z2H_PT_benchmark", "Z2H_PT_edit"]
+ROOT = Path(__file__).resolve().parents[2]
+
+FAKE_EDIT = textwrap.dedent(
+    """
+    import argparse, json, os, signal, sys, time
+    sys.path.insert(0, os.environ["Z2H_FAKE_PNG_DIR"])
+    from png import read_png, write_png  # the benchmark's stdlib+numpy PNG codec
+    p = argparse.ArgumentParser()
+    p.add_argument("-m"); p.add_argument("command")
+    for a in ("--video", "--anchor", "--reference", "--out", "--engine", "--progress", "--zero-model",
+              "--hero-model"):
+        p.add_argument(a)
+    args = p.parse_args()
+    mode = os.environ.get("Z2H_FAKE_MODE", "ok")
+    with open(os.environ["Z2H_FAKE_LOG"], "w") as f:
+        json.dump({"argv": sys.argv[1:], "pid": os.getpid()}, f)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    def emit(**e):
+        print(json.dumps(e), flush=True)
+    names = sorted(os.listdir(args.video))
+    names = [n for n in names if n.endswith(".png")]
+    if mode == "error":
+        emit(event="error", message=f"anchor {args.anchor} is fine but the fake says no")
+        sys.exit(1)
+    steps = 200 if mode == "slow" else len(names)
+    for i in range(steps):
+        if stop:
+            emit(event="cancelled", out=args.out, partial=True)
+            sys.exit(130)
+        time.sleep(0.05 if mode == "slow" else 0.0)
+        emit(event="progress", stage="zero", step=i + 1, total=steps, message="")
+    ref = read_png(args.reference)
+    os.makedirs(os.path.join(args.out, "frames"))
+    for i, n in enumerate(names):
+        frame = read_png(os.path.join(args.video, n))
+        # "propagate": where the frame differs from the original anchor's background, take the reference.
+        write_png(os.path.join(args.out, "frames", f"{i:04d}.png"), (255 - frame).astype("uint8"))
+        emit(event="progress", stage="write", step=i + 1, total=len(names), message="")
+    emit(event="done", out=args.out, partial=False)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def addon():
+    mod = addon_utils.enable(MODULE, default_set=True, handle_error=lambda e: pytest.fail(f"enable: {e}"))
+    yield mod
+    addon_utils.disable(MODULE, default_set=True)
+
+
+@pytest.fixture
+def prefs(addon):
+    return bpy.context.preferences.addons[MODULE].preferences
+
+
+@pytest.fixture
+def fake_backend(tmp_path, prefs, monkeypatch):
+    """A 'python' that runs the fake `z2h edit`; returns the path of its log (argv, pid)."""
+    script = tmp_path / "fake_edit.py"
+    script.write_text(FAKE_EDIT)
+    python = tmp_path / "fake-python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "fake_log.json"
+    monkeypatch.setenv("Z2H_FAKE_LOG", str(log))
+    monkeypatch.setenv("Z2H_FAKE_PNG_DIR", str(ROOT / "benchmark"))
+    prefs.backend_python = str(python)
+    prefs.cache_dir = str(tmp_path / "cache")
+    yield log
+    prefs.backend_python = ""
+    prefs.cache_dir = ""
+
+
+def make_scene(tmp_path, frames: int = 3):
+    """A 32x32 Workbench scene: a red box sliding right in front of a grey plane, frames 1..frames."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end, scene.frame_current = 1, frames, 2
+    cam_data = bpy.data.cameras.new("Cam")
+    cam = bpy.data.objects.new("Cam", cam_data)
+    scene.collection.objects.link(cam)
+    cam.location = (0.0, -6.0, 0.0)
+    cam.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    scene.camera = cam
+    scene.display.shading.light = "FLAT"
+    scene.display.shading.color_type = "MATERIAL"
+    scene.view_settings.view_transform = "Standard"
+    objects = {}
+    for name, loc, color, (sx, sy, sz) in (("Box", (-0.8, 0.0, 0.0), (0.8, 0.1, 0.1, 1.0), (1, 1, 1)),
+                                           ("Wall", (0.0, 2.0, 0.0), (0.5, 0.5, 0.5, 1.0), (10, 0.1, 10))):
+        mesh = bpy.data.meshes.new(name)
+        verts = [(x * sx / 2, y * sy / 2, z * sz / 2) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+        faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+        mesh.from_pydata(verts, [], faces)
+        mat = bpy.data.materials.new(name + "Mat")
+        mat.diffuse_color = color
+        bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+        bsdf.inputs["Base Color"].default_value = color
+        mesh.materials.append(mat)
+        obj = bpy.data.objects.new(name, mesh)
+        obj.location = loc
+        scene.collection.objects.link(obj)
+        objects[name] = obj
+    box = objects["Box"]
+    for f, x in ((1, -0.8), (frames, 0.8)):
+        box.location.x = x
+        box.keyframe_insert("location", frame=f)
+    bpy.context.view_layer.objects.active = box
+    props = scene.z2h
+    props.resolution_x = props.resolution_y = 32
+    props.engine = "BLENDER_WORKBENCH"
+    props.color = (0.1, 0.2, 0.9)
+    props.output_dir = str(tmp_path / "out")
+    return scene, box
+
+
+def _wait(job, timeout=30.0):
+    from z2h.blender_addon import jobs
+
+    deadline = time.monotonic() + timeout
+    states = []
+    while time.monotonic() < deadline:
+        state = jobs.poll_step(bpy.context.scene, job)
+        states.append((state.stage, round(bpy.context.scene.z2h.job_progress, 3)))
+        if state.finished:
+            return state, states
+        time.sleep(0.02)
+    raise AssertionError("the backend job did not finish")
+
+
+def _pid_gone(pid, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ------------------------------------------------------------------------------------ registration
+def test_register_unregister_leaves_nothing_behind(addon):
+    from z2h.blender_addon import cancel_on_load
+
+    for name in CLASSES:
+        assert hasattr(bpy.types, name), name
+    assert len(addon.classes) == len(CLASSES) + 2 and all(c.is_registered for c in addon.classes)
+    assert bpy.types.Z2H_PT_edit.bl_category == "Z2H" and bpy.types.Z2H_PT_edit.bl_region_type == "UI"
+    assert bpy.ops.z2h.run_edit.idname() == "Z2H_OT_run_edit"
+    assert hasattr(bpy.types.Scene, "z2h")
+    assert sum(h.__name__ == "cancel_on_load" for h in bpy.app.handlers.load_pre) == 1
+
+    addon.register()  # twice (a script reload): replaces, never duplicates
+    assert sum(h.__name__ == "cancel_on_load" for h in bpy.app.handlers.load_pre) == 1
+
+    addon_utils.disable(MODULE, default_set=True)
+    try:
+        for name in CLASSES:
+            assert not hasattr(bpy.types, name), name
+        assert not any(c.is_registered for c in addon.classes)
+        assert not hasattr(bpy.types.Scene, "z2h")
+        assert cancel_on_load not in bpy.app.handlers.load_pre
+        assert not any(h.__name__ == "cancel_on_load" for h in bpy.app.handlers.load_pre)
+        assert MODULE not in bpy.context.preferences.addons
+        addon.unregister()  # unregistering again is harmless
+    finally:
+        addon_utils.enable(MODULE, default_set=True)
+    assert hasattr(bpy.types, "Z2H_OT_run_edit") and MODULE in bpy.context.preferences.addons
+
+
+def test_benchmark_code_comes_from_the_installed_package_in_a_checkout(addon):
+    from z2h.blender_addon import bench
+
+    assert bench.module("render").__name__ == "z2h.benchmark.render"
+
+
+def test_check_backend_operator(prefs, tmp_path):
+    prefs.backend_python = str(ROOT / ".venv" / "bin" / "python")
+    if not Path(prefs.backend_python).exists():
+        pytest.skip("the backend venv is not set up")
+    assert bpy.ops.z2h.check_backend() == {"FINISHED"}
+    assert prefs.backend_status.startswith("z2h 0.1.0")
+    prefs.backend_python = str(tmp_path / "nope" / "python")
+    with pytest.raises(RuntimeError, match="backend Python not found"):  # ERROR reports raise headless
+        bpy.ops.z2h.check_backend()
+    assert prefs.backend_status.startswith("error: backend Python not found")
+    prefs.backend_python = ""
+
+
+def test_default_cache_dir_is_never_the_addon_folder(prefs):
+    from z2h.blender_addon.preferences import backend_settings
+
+    cache = Path(backend_settings().cache_dir)
+    assert cache.is_absolute() and ROOT / "blender_addon" not in (cache, *cache.parents)
+
+
+# ---------------------------------------------------------------------------------------- z2h edit
+def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp_path):
+    from z2h.blender_addon import jobs
+
+    scene, box = make_scene(tmp_path)
+    slots_before = [(s.link, s.material.name) for s in box.material_slots]
+    render = scene.render
+    render_before = (render.resolution_x, render.engine, render.filepath, scene.frame_current)
+    n_materials = len(bpy.data.materials)
+
+    job = jobs.start_edit(bpy.context)
+    state, states = _wait(job)
+    assert state.status == "done", state.message
+
+    argv = json.loads(fake_backend.read_text())["argv"]
+    assert argv[:2] == ["-m", "z2h"] and argv[2] == "edit"
+    args = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert args["--anchor"] == "1"  # current frame 2 of 1..3
+    assert args["--progress"] == "json" and args["--engine"] == "offline"
+    video = Path(args["--video"])
+    assert sorted(p.name for p in video.glob("*.png")) == ["0000.png", "0001.png", "0002.png"]
+    assert read_header(video / "0000.png")[:2] == (32, 32)
+    frames = [read_png(video / f"{i:04d}.png")[..., :3].astype(int) for i in range(3)]
+    assert np.abs(frames[0] - frames[2]).max() > 50  # the box moved
+
+    # The reference is the anchor frame with the box recoloured: red -> blue where the box is.
+    ref = read_png(Path(args["--reference"]))[..., :3].astype(int)
+    changed = np.abs(ref - frames[1]).max(-1) > 30
+    assert 20 < changed.sum() < 32 * 32 / 2
+    assert (ref[changed][:, 2] > ref[changed][:, 0]).all()
+    assert (frames[1][changed][:, 0] > frames[1][changed][:, 2]).all()
+    # ... and the user's scene is as it was: same material slots, no leftover edit materials.
+    assert [(s.link, s.material.name) for s in box.material_slots] == slots_before
+    assert len(bpy.data.materials) == n_materials
+    assert (scene.render.resolution_x, scene.render.engine, scene.render.filepath,
+            scene.frame_current) == render_before
+
+    # The progress properties followed the backend: both stages seen, progress never out of [0, 1].
+    stages = [s for s, _ in states]
+    assert "zero" in stages and stages[-1] == "write"
+    assert all(0.0 <= p <= 1.0 for _, p in states) and states[-1][1] == 1.0
+    assert scene.z2h.job_status == "done"
+
+    kind, message = jobs.finish_edit(scene, state)
+    assert kind == "INFO", message
+    result = bpy.data.scenes["Z2H Box"]
+    strip = result.sequence_editor.strips["Z2H Box"]
+    assert [e.filename for e in strip.elements] == ["0000.png", "0001.png", "0002.png"]
+    assert strip.frame_final_start == 1 and strip.frame_final_duration == 3
+    assert (result.frame_start, result.frame_end) == (1, 3)
+    assert Path(bpy.path.abspath(strip.directory)) == Path(args["--out"]) / "frames"
+    assert bpy.data.images["Z2H Box"].source == "SEQUENCE"
+    assert scene.z2h.result_dir == args["--out"]
+    assert Path(args["--out"]).parent == tmp_path / "out" / "edits"
+    assert jobs.active_job() is None
+    # The 3D scene itself got no strips, so its own renders stay renders of the 3D scene.
+    assert scene.sequence_editor is None or len(scene.sequence_editor.strips_all) == 0
+
+
+def test_original_render_is_cached_until_settings_change(fake_backend, tmp_path):
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path)
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    jobs.finish_edit(scene, state)
+    argv = json.loads(fake_backend.read_text())["argv"]
+    video = Path(argv[argv.index("--video") + 1])
+    mtime = (video / "0000.png").stat().st_mtime_ns
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    jobs.finish_edit(scene, state)
+    assert (video / "0000.png").stat().st_mtime_ns == mtime  # reused
+    outs = sorted((tmp_path / "out" / "edits").iterdir())
+    assert len(outs) == 2  # a second result never overwrites the first
+    scene.z2h.resolution_x = 24
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    jobs.finish_edit(scene, state)
+    assert read_header(video / "0000.png")[:2] == (24, 32)
+
+
+def test_run_edit_operator_blocking_and_backend_error(fake_backend, tmp_path, monkeypatch):
+    make_scene(tmp_path)
+    assert bpy.ops.z2h.run_edit() == {"FINISHED"}  # execute(): the blocking path scripts use
+    monkeypatch.setenv("Z2H_FAKE_MODE", "error")
+    with pytest.raises(RuntimeError, match="z2h backend: anchor 1 is fine but the fake says no"):
+        bpy.ops.z2h.run_edit()
+    assert bpy.context.scene.z2h.job_status == "error"
+
+
+def test_input_errors_name_the_problem(fake_backend, tmp_path, prefs):
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path)
+    scene.z2h.reference_mode = "IMAGE"
+    scene.z2h.reference_path = str(tmp_path / "missing.png")
+    with pytest.raises(jobs.EditError, match="reference image not found: .*missing.png"):
+        jobs.start_edit(bpy.context)
+    write_png(tmp_path / "big.png", np.zeros((64, 48, 3), np.uint8))
+    scene.z2h.reference_path = str(tmp_path / "big.png")
+    with pytest.raises(jobs.EditError, match="is 48x64, the render is 32x32"):
+        jobs.start_edit(bpy.context)
+    scene.z2h.reference_mode = "RECOLOR"
+    scene.frame_current = 7
+    with pytest.raises(jobs.EditError, match="current frame 7 .* outside the range 1..3"):
+        jobs.start_edit(bpy.context)
+    scene.frame_current = 2
+    prefs.backend_python = ""
+    with pytest.raises(jobs.EditError, match="set the backend Python"):
+        jobs.start_edit(bpy.context)
+
+
+def test_reference_image_mode_passes_the_file(fake_backend, tmp_path):
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path)
+    ref = tmp_path / "my ref.png"
+    write_png(ref, np.full((32, 32, 3), 200, np.uint8))
+    scene.z2h.reference_mode = "IMAGE"
+    scene.z2h.reference_path = str(ref)
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    assert state.status == "done"
+    argv = json.loads(fake_backend.read_text())["argv"]
+    assert argv[argv.index("--reference") + 1] == str(ref)
+    jobs.finish_edit(scene, state)
+
+
+# ------------------------------------------------------------------------------------------- cancel
+def test_cancel_operator_kills_the_backend(fake_backend, tmp_path, monkeypatch):
+    from z2h.blender_addon import jobs
+
+    monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
+    scene, _ = make_scene(tmp_path)
+    job = jobs.start_edit(bpy.context)
+    assert bpy.ops.z2h.run_edit.poll() is False  # one job at a time
+    while jobs.poll_step(scene, job).step < 2:
+        time.sleep(0.02)
+    assert 0.0 < scene.z2h.job_progress < 0.1
+    assert bpy.ops.z2h.cancel() == {"FINISHED"}
+    state, _ = _wait(job, timeout=10)
+    assert state.status == "cancelled" and state.returncode == 130
+    assert _pid_gone(job.proc.pid)
+    kind, message = jobs.finish_edit(scene, state)
+    assert kind == "WARNING" and "cancelled" in message
+    assert bpy.ops.z2h.cancel.poll() is False
+
+
+def test_closing_the_file_cancels_a_running_backend(fake_backend, tmp_path, monkeypatch):
+    from z2h.blender_addon import jobs
+
+    monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
+    make_scene(tmp_path)
+    job = jobs.start_edit(bpy.context)
+    while not fake_backend.exists():
+        time.sleep(0.02)
+    pid = json.loads(fake_backend.read_text())["pid"]  # the python behind the shell wrapper
+    bpy.ops.wm.read_homefile(use_empty=True)  # runs the load_pre handler
+    assert _pid_gone(pid) and not job.group_alive()
+    assert jobs.active_job() is None
+
+
+# -------------------------------------------------------------------------------------- benchmark
+def test_render_pair_writes_a_benchmark_that_check_accepts(addon, tmp_path):
+    from z2h.benchmark.check import check_benchmark
+
+    make_scene(tmp_path)
+    assert bpy.ops.z2h.render_pair() == {"FINISHED"}
+    bench = tmp_path / "out" / "bench"
+    errors, _ = check_benchmark(bench)
+    assert errors == []
+    manifest = json.loads((bench / "manifest.json").read_text())
+    assert manifest["videos"] == [{"name": "Box", "frames": 3, "anchor": 1}]
+    assert manifest["settings"]["resolution"] == [32, 32]
+    meta = json.loads((bench / "Box" / "meta.json").read_text())
+    assert meta["edit"]["object"] == "Box"
+    assert meta["edit"]["color"] == pytest.approx([0.1, 0.2, 0.9], abs=1e-6)
+    # The edit shows inside the mask: the box turned from red to blue there.
+    video = bench / "Box"
+    original, edited = (read_png(video / k / "0001.png")[..., :3].astype(int) for k in ("original", "edited"))
+    mask = read_png(video / "mask" / "0001.png") > 127
+    assert mask.sum() > 20
+    assert (edited[mask][:, 2] > edited[mask][:, 0]).mean() > 0.9
+    assert (original[mask][:, 0] > 100).mean() > 0.9
+    with pytest.raises(RuntimeError, match="already holds a rendered video"):  # never overwritten silently
+        bpy.ops.z2h.render_pair()
+    assert bpy.ops.z2h.render_pair(overwrite=True) == {"FINISHED"}
+
+
+def test_export_spec_rebuilds_the_same_motion(addon, tmp_path):
+    from z2h.benchmark.scene import build_scene
+    from z2h.benchmark.spec import load_spec
+
+    scene, box = make_scene(tmp_path)
+    path = tmp_path / "box.toml"
+    assert bpy.ops.z2h.export_spec(filepath=str(path)) == {"FINISHED"}
+    text = path.read_text()
+    assert "# Approximation: Box: mesh 'Box' is not a spec shape" in text
+    spec = load_spec(path)
+    assert (spec.frames, spec.anchor, spec.resolution) == (3, 1, (32, 32))
+    assert spec.edit.object == "Box" and spec.edit.color == pytest.approx((0.1, 0.2, 0.9), abs=1e-6)
+    spec_box = next(o for o in spec.objects if o.name == "Box")
+    assert [k.location[0] for k in spec_box.keys] == pytest.approx([-0.8, 0.0, 0.8], abs=1e-5)
+    assert spec_box.material.base_color[:3] == pytest.approx((0.8, 0.1, 0.1), abs=1e-5)
+    wall = next(o for o in spec.objects if o.name == "Wall")
+    assert wall.keys == [] and wall.scale == pytest.approx((10.0, 0.1, 10.0), abs=1e-5)
+
+    # Building the spec gives the same object and camera placement at every frame.
+    expected = []
+    for f in range(1, 4):
+        scene.frame_set(f)
+        expected.append((box.matrix_world.translation.copy(), scene.camera.matrix_world.copy()))
+    bpy.ops.wm.read_homefile(use_empty=True)  # a fresh file, so names stay unique
+    built, edited = build_scene(spec, bpy.context.scene)  # the active scene: frame_set evaluates it
+    assert edited == "Box"
+    for i, (location, cam_matrix) in enumerate(expected):
+        built.frame_set(i)
+        assert (built.objects["Box"].matrix_world.translation - location).length < 1e-4
+        diff = np.abs(np.array(built.camera.matrix_world) - np.array(cam_matrix)).max()
+        assert diff < 1e-4
+
+    with pytest.raises(RuntimeError, match="already exists"):
+        bpy.ops.z2h.export_spec(filepath=str(path))

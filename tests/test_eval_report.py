@@ -1,0 +1,132 @@
+"""Tables (md/latex/csv, best bold, notes, breakdowns), plots and the `z2h eval` command line."""
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from eval_fixtures import make_bench
+from z2h.eval.report import summarize, table
+
+from z2h.cli import main
+
+
+def write_results(folder, rows, methods=None, protocol="default"):
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
+    record = {"protocol": protocol, "lpips": "alex", "methods": methods or {}}
+    (folder / "run.json").write_text(json.dumps(record))
+    return folder
+
+
+def rows_for(method, video, psnr, lpips, frames=3, anchor=0, width=100, step=5.0, psnr_m=None):
+    """Rows with a constant value per video; the anchor row gets a wild value that must not count."""
+    out = []
+    for t in range(frames):
+        a = t == anchor
+        out.append({"method": method, "video": video, "frame": t, "anchor": a, "distance": abs(t - anchor),
+                    "displacement_px": abs(t - anchor) * step, "width": width, "tags": "rotation;occlusion",
+                    "psnr": 99.0 if a else psnr, "ssim": 0.5, "lpips": 0.0 if a else lpips,
+                    "psnr_masked": np.nan if psnr_m is None else psnr_m, "ssim_masked": 0.4,
+                    "lpips_masked": 0.3})
+    return out
+
+
+@pytest.fixture
+def results(tmp_path):
+    rows = (rows_for("a", "v1", 20.0, 0.30, psnr_m=15) + rows_for("a", "v2", 30.0, 0.10, psnr_m=25)
+            + rows_for("b", "v1", 24.0, 0.25, psnr_m=16) + rows_for("b", "v2", 24.0, 0.05, psnr_m=17))
+    methods = {"a": {"source": "OpenCV DIS preset MEDIUM", "videos": {"v1": {"status": "done"}}},
+               "b": {"engine": "offline",
+                     "videos": {"v3": {"status": "error", "error": "RuntimeError: boom"}}}}
+    return write_results(tmp_path / "results", rows, methods)
+
+
+def test_summary_means_per_video_then_over_videos_without_the_anchor(results):
+    df = pd.read_csv(results / "metrics.csv")
+    s = summarize(df)
+    assert s.loc["a", ("psnr", "mean")] == pytest.approx(25.0)  # (20 + 30) / 2; anchor's 99 excluded
+    assert s.loc["a", ("psnr", "std")] == pytest.approx(np.std([20, 30], ddof=1))
+    assert s.loc["b", ("lpips", "mean")] == pytest.approx(0.15)
+    anchor = summarize(df, anchor=True)
+    assert anchor.loc["a", ("psnr", "mean")] == pytest.approx(99.0)
+
+
+def test_markdown_table_bolds_the_best_per_column_with_arrows_and_notes(results):
+    md = table(results, "md")
+    header = md.splitlines()[0]
+    assert "PSNR ↑" in header and "LPIPS ↓" in header and "SSIM-m ↑" in header
+    row_a = next(line for line in md.splitlines() if line.startswith("| a |"))
+    row_b = next(line for line in md.splitlines() if line.startswith("| b |"))
+    assert "**25.00**" in row_a and "**0.1500**" not in row_a  # a best on PSNR (25 vs 24)
+    assert "**0.1500**" in row_b and "**24.00**" not in row_b  # b best on LPIPS (0.15 vs 0.20)
+    assert "**0.5000**" in row_a and "**0.5000**" in row_b  # ties are both bold
+    assert "20.00" in row_a or "**20.00**" in row_a  # masked PSNR (15 + 25) / 2
+    assert "Protocol default" in md and "Engine: b: offline" in md and "a: OpenCV DIS preset MEDIUM" in md
+    assert "b FAILED on v3" in md and "boom" in md
+    assert "Anchor frame" in md and "**99.00**" in md
+
+
+def test_latex_and_csv_tables(results):
+    tex = table(results, "latex", std=True)
+    assert r"\textbf{25.00 $\pm$ 7.07}" in tex and r"PSNR $\uparrow$" in tex and r"\toprule" in tex
+    assert r"\textbf{0.1500 $\pm$ 0.1414}" in tex
+    text = table(results, "csv")
+    df = pd.read_csv(io.StringIO(text), comment="#")
+    assert list(df["method"]) == ["a", "b"]
+    assert df.set_index("method").loc["a", "psnr"] == pytest.approx(25.0)
+    best = dict(zip(df["method"], df["best"], strict=True))
+    assert "psnr" in best["a"].split(";") and "lpips" not in best["a"].split(";")
+    assert "lpips" in best["b"].split(";") and "psnr_masked" in best["a"].split(";")
+    assert "# Protocol default: native resolution" in text
+
+
+def test_breakdowns_by_motion_distance_tag_and_per_video(tmp_path):
+    rows = []
+    for method, slow, fast in (("a", 30.0, 10.0), ("b", 25.0, 15.0)):
+        rows += rows_for(method, "slow", slow, 0.1, frames=4, step=1.0)
+        rows += rows_for(method, "fast", fast, 0.5, frames=4, step=20.0)
+    results = write_results(tmp_path / "r", rows)
+    df = pd.read_csv(results / "metrics.csv")
+    by_motion = summarize(df, by="motion")
+    # slow: 1-3 px of 100 px -> small; fast: 20-60 px -> large
+    assert by_motion.loc[("small", "a"), ("psnr", "mean")] == pytest.approx(30.0)
+    assert by_motion.loc[("large", "b"), ("psnr", "mean")] == pytest.approx(15.0)
+    md = table(results, "md", by="motion")
+    small_a = next(line for line in md.splitlines() if line.startswith("| small | a |"))
+    large_b = next(line for line in md.splitlines() if line.startswith("| large | b |"))
+    assert "**30.00**" in small_a and "**15.00**" in large_b  # best within each bin
+    assert "small < 3%" in md
+    by_distance = summarize(df, by="distance")
+    assert set(by_distance.index.get_level_values(0)) == {"1-2", "3-5"}
+    by_tag = summarize(df, by="tag")
+    assert by_tag.loc[("rotation", "a"), ("psnr", "mean")] == pytest.approx(20.0)
+    per_video = table(results, "md", per_video=True)
+    assert "| fast | b | **15.00**" in per_video and "| slow | a | **30.00**" in per_video
+
+
+def test_run_table_plot_through_the_cli(tmp_path, capsys):
+    bench = make_bench(tmp_path / "bench")
+    out = tmp_path / "results"
+    methods = "no-edit,colormap,flow-dis-chained,flow-dis-chained-fb"
+    code = main(["eval", "run", str(bench), "--methods", methods, "--out", str(out), "--lpips", "none",
+                 "--progress", "none"])
+    assert code == 0
+    assert main(["eval", "table", str(out), "--format", "md", "--out", str(out / "table.md")]) == 0
+    md = (out / "table.md").read_text()
+    assert "flow-dis-chained-fb" in md and "Ewarp" in md and "EPE" in md
+    assert main(["eval", "plot", str(out), "--frames", "0,2,4"]) == 0
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert pngs == ["psnr_masked_by_motion.png", "psnr_masked_vs_distance.png", "strip_pan-left.png",
+                    "strip_pan-right.png"]
+    from PIL import Image
+
+    with Image.open(out / "plots" / "strip_pan-left.png") as im:
+        assert im.size[1] > im.size[0] / 2  # 6 rows (original, truth, 4 methods) x 3 frames
+    assert main(["eval", "plot", str(out), "--metric", "lpips"]) == 1
+    assert "no values for 'lpips'" in capsys.readouterr().err
+    assert main(["eval", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "flow-tvl1-chained-fb" in listing and "z2h-zero" in listing and "needs --raft-weights" in listing
+    assert main(["eval", "table", str(tmp_path / "nothing")]) == 1

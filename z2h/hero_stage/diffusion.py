@@ -1,0 +1,395 @@
+"""Diffusion Hero-Stage: FLUX DiT with EasyControl-style condition branches and per-condition LoRAs.
+
+Faithful to the paper's reference code:
+- Conditions (1: Zero-Stage output, 2: original frame; Mode 1 uses only 1) are VAE-encoded, packed like
+  the image latents and appended to the sequence with the TARGET's position ids (a condition at another
+  resolution has its grid stretched onto the target's).
+- Condition tokens attend only to themselves, each condition only to its own tokens; text and noisy
+  tokens attend to everything (z2h/hero_stage/condition_attention.py).
+- One LoRA per condition on q, k, v and the attention output, acting only on that condition's tokens
+  (z2h/hero_stage/lora_routing.py); reference rank 128, alpha 128, lr 1e-4, AdamW, constant schedule
+  with warm-up, batch 1, one training triplet (Zero-Stage anchor, original anchor) -> reference.
+- Rectified-flow training as FLUX: x_t = (1 - t) x0 + t noise, the model predicts noise - x0; t is
+  logit-normal (the diffusers FLUX LoRA scripts' default density). Sampling: Euler flow-matching steps
+  on the checkpoint's scheduler (dynamic shift from the sequence length, as FluxPipeline), FLUX-dev
+  guidance embedding (3.5) when the model has ``guidance_embeds``, 25 steps, fixed seed.
+- Conditions get timestep 0 (as EasyControl): they run in a pass of their own whose keys/values are
+  cached and injected into the noisy pass, which also means they are computed once per frame, not per
+  step (EasyControl's KV cache).
+
+Deviations, and why:
+- Conditions and target share one working resolution by default (``cond_resolution`` can differ; the
+  reference uses 512 / 768) — equal sizes keep position ids exact and halve the settings to explain.
+- Single-stream Flux blocks have no separate attention output projection, so there the LoRAs sit on
+  q, k, v only (EasyControl does the same).
+- The text is one fixed prompt (empty by default), encoded once at load time.
+- The training loop is plain PyTorch (no accelerate): batch 1, dtype of the weights (bf16 on a GPU),
+  gradient checkpointing on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from z2h.progress import ProgressFn, no_progress
+
+
+@dataclass
+class DiffusionSettings:
+    """Settings of the diffusion engine (defaults: the reference code's)."""
+
+    hero_model: str | None = None
+    mode: int = 2
+    steps: int = 600
+    lr: float = 1e-4
+    rank: int = 128
+    alpha: float | None = None  # None = rank
+    warmup_steps: int = 50
+    guidance: float = 3.5
+    sample_steps: int = 25
+    resolution: int = 512  # longer side of the target, rounded to the latent grid
+    cond_resolution: int | None = None  # None = resolution
+    seed: int = 0
+    prompt: str = ""
+    time_budget_s: float | None = None
+    threads: int = 0
+    device: str | None = None  # None: cuda if available, else cpu
+
+    @classmethod
+    def from_hero(cls, config: Any) -> DiffusionSettings:
+        """Settings from a :class:`z2h.hero_stage.HeroConfig` (its diffusion fields)."""
+        return cls(
+            hero_model=config.hero_model,
+            mode=config.mode,
+            steps=config.steps,
+            lr=config.lora_lr,
+            rank=config.lora_rank,
+            guidance=config.guidance,
+            sample_steps=config.sample_steps,
+            resolution=config.resolution,
+            seed=config.seed,
+            time_budget_s=config.time_budget_s,
+            threads=config.threads,
+        )
+
+
+class DiffusionHeroStage:
+    """Train per-condition LoRAs on the anchor triplet, then restore every frame by sampling FLUX."""
+
+    def __init__(self, config: Any, parts: Any = None):
+        self.cfg = config if isinstance(config, DiffusionSettings) else DiffusionSettings.from_hero(config)
+        if self.cfg.mode not in (1, 2):
+            raise ValueError(f"hero mode must be 1 or 2, not {self.cfg.mode}")
+        self.names = ["cond1", "cond2"][: self.cfg.mode]
+        self.parts = parts  # FluxParts; loaded lazily so that building the stage stays cheap
+        self.router = None
+
+    # --- setup -------------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> str:
+        import torch
+
+        return self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _load(self) -> None:
+        if self.parts is None:
+            import torch
+
+            from z2h.models.flux import load_flux
+
+            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+            self.parts = load_flux(self.cfg.hero_model, prompt=self.cfg.prompt, device=self.device, dtype=dtype)
+        from z2h.hero_stage.condition_attention import install_condition_attention
+
+        self.parts.transformer.requires_grad_(False)
+        install_condition_attention(self.parts.transformer)
+
+    def _add_adapters(self) -> None:
+        from z2h.hero_stage.lora_routing import add_condition_adapters
+
+        self._drop_adapters()
+        alpha = self.cfg.alpha if self.cfg.alpha is not None else self.cfg.rank
+        self.router = add_condition_adapters(self.parts.transformer, self.names, self.cfg.rank, alpha)
+
+    def _drop_adapters(self) -> None:
+        if self.router is not None:
+            self.router.detach()
+            self.parts.transformer.delete_adapters(self.router.names)
+            self.router = None
+
+    # --- images <-> tokens ------------------------------------------------------------------------
+
+    def _size(self, h: int, w: int, longer: int) -> tuple[int, int]:
+        """Working size: longer side ``longer``, both sides multiples of the packed-latent grid."""
+        m = self.parts.vae_scale_factor * 2
+        s = longer / max(h, w)
+        return max(m, round(h * s / m) * m), max(m, round(w * s / m) * m)
+
+    def _encode(self, images: np.ndarray, size: tuple[int, int]) -> Any:
+        """uint8 (B, H, W, 3) -> packed latent tokens (B, N, C) at working ``size``."""
+        import torch
+        import torch.nn.functional as F
+
+        from z2h.models.flux import pack_latents
+
+        vae = self.parts.vae
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().to(self.device)
+        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+        x = (x / 127.5 - 1.0).clamp(-1, 1).to(vae.dtype)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mode()
+        z = (z - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor
+        return pack_latents(z)
+
+    def _decode(self, tokens: Any, size: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+        """Packed latent tokens -> uint8 (B, H, W, 3) at the caller's ``out_hw``."""
+        import torch
+        import torch.nn.functional as F
+
+        from z2h.models.flux import unpack_latents
+
+        vae, f = self.parts.vae, self.parts.vae_scale_factor
+        z = unpack_latents(tokens, size[0] // f, size[1] // f)
+        z = z / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)
+        with torch.no_grad():
+            x = vae.decode(z.to(vae.dtype)).sample.float()
+        x = F.interpolate(x, size=out_hw, mode="bicubic", antialias=True, align_corners=False)
+        x = ((x.clamp(-1, 1) + 1.0) * 127.5).round().clamp(0, 255)
+        return x.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy()
+
+    # --- the two passes ---------------------------------------------------------------------------
+
+    def _record(self, conds: list[Any], cond_ids: Any) -> Any:
+        """Condition pass at t = 0: returns the per-layer condition keys/values."""
+        import torch
+
+        from z2h.hero_stage.condition_attention import ConditionKV, condition_mask
+
+        p, tr = self.parts, self.parts.transformer
+        lengths = [c.shape[1] for c in conds]
+        kv = ConditionKV("record", mask=condition_mask(lengths, self.device))
+        bounds = np.cumsum([0, *lengths])
+        self.router.set_spans(
+            {n: (int(bounds[i]), int(bounds[i + 1])) for i, n in enumerate(self.names)}, int(bounds[-1]), self.device
+        )
+        tr(
+            hidden_states=torch.cat(conds, dim=1),
+            encoder_hidden_states=p.prompt_embeds[:, :0],  # conditions never see the text
+            pooled_projections=p.pooled_prompt_embeds,
+            timestep=torch.zeros(1, device=self.device, dtype=tr.dtype),
+            img_ids=cond_ids,
+            txt_ids=torch.zeros(0, 3, device=self.device),
+            guidance=self._guidance(),
+            joint_attention_kwargs={"cond_kv": kv},
+        )
+        return kv
+
+    def _predict(self, x: Any, t: Any, img_ids: Any, kv: Any) -> Any:
+        """Noisy pass: velocity (noise - x0) prediction for tokens ``x`` at time ``t`` in [0, 1]."""
+        import torch
+
+        from z2h.hero_stage.condition_attention import ConditionKV
+
+        p, tr = self.parts, self.parts.transformer
+        self.router.off()  # the condition LoRAs never touch text or noisy tokens
+        return tr(
+            hidden_states=x.to(tr.dtype),
+            encoder_hidden_states=p.prompt_embeds,
+            pooled_projections=p.pooled_prompt_embeds,
+            timestep=t.reshape(1).to(tr.dtype),
+            img_ids=img_ids,
+            txt_ids=torch.zeros(p.prompt_embeds.shape[1], 3, device=self.device),
+            guidance=self._guidance(),
+            joint_attention_kwargs={"cond_kv": ConditionKV("use", store=kv.store)},
+        ).sample
+
+    def _guidance(self) -> Any:
+        import torch
+
+        tr = self.parts.transformer
+        if not tr.config.guidance_embeds:
+            return None
+        return torch.full((1,), self.cfg.guidance, device=self.device, dtype=tr.dtype)
+
+    def _conditions(self, zero: np.ndarray, orig: np.ndarray) -> tuple[list[Any], Any, tuple[int, int]]:
+        """Condition tokens (Mode 1: the Zero-Stage output only), their position ids, the target size."""
+        import torch
+
+        from z2h.models.flux import latent_ids
+
+        h, w = zero.shape[-3:-1]
+        size = self._size(h, w, self.cfg.resolution)
+        csize = self._size(h, w, self.cfg.cond_resolution or self.cfg.resolution)
+        images = [zero, orig][: self.cfg.mode]
+        conds = [self._encode(im[None], csize) for im in images]
+        f = self.parts.vae_scale_factor
+        ids = latent_ids(csize[0] // f, csize[1] // f, target_hw=(size[0] // f, size[1] // f), device=self.device)
+        return conds, torch.cat([ids] * len(conds)), size
+
+    # --- public API ---------------------------------------------------------------------------------
+
+    def fit(
+        self, zero_anchor: np.ndarray, orig_anchor: np.ndarray, reference: np.ndarray, progress: ProgressFn | None = None
+    ) -> dict:
+        """Train fresh condition LoRAs on the anchor triplet; returns {steps, losses, seconds, ...}."""
+        import torch
+
+        from z2h.models.flux import latent_ids
+
+        progress = progress or no_progress
+        if self.cfg.threads > 0:
+            torch.set_num_threads(self.cfg.threads)
+        self._load()
+        self._add_adapters()
+        tr, f = self.parts.transformer, self.parts.vae_scale_factor
+        if self.device.startswith("cuda"):
+            tr.enable_gradient_checkpointing()
+        tr.train()
+
+        conds, cond_ids, size = self._conditions(zero_anchor, orig_anchor)
+        x0 = self._encode(reference[None], size)
+        img_ids = latent_ids(size[0] // f, size[1] // f, device=self.device)
+
+        params = self.router.parameters()
+        for q in params:
+            q.requires_grad_(True)
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=1e-4)
+        warmup = max(1, min(self.cfg.warmup_steps, self.cfg.steps // 10))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+        g = torch.Generator(self.device).manual_seed(self.cfg.seed)
+
+        losses: list[float] = []
+        start = time.monotonic()
+        for step in range(self.cfg.steps):
+            t = torch.sigmoid(torch.randn(1, generator=g, device=self.device))
+            noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
+            xt = (1 - t) * x0 + t * noise
+            kv = self._record(conds, cond_ids)
+            pred = self._predict(xt, t, img_ids, kv)
+            loss = torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if not math.isfinite(losses[-1]):
+                raise FloatingPointError(f"hero training diverged at step {step}: loss {losses[-1]}")
+            progress(step + 1, self.cfg.steps)
+            if self.cfg.time_budget_s is not None and time.monotonic() - start > self.cfg.time_budget_s:
+                break
+        tr.eval()
+        if self.device.startswith("cuda"):
+            tr.disable_gradient_checkpointing()
+        return {
+            "engine": "diffusion",
+            "steps": len(losses),
+            "losses": losses,
+            "seconds": time.monotonic() - start,
+            "stopped_early": len(losses) < self.cfg.steps,
+            "resolution": list(size),
+        }
+
+    def restore(
+        self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        """Sample every frame from its conditions; (T, H, W, 3) uint8 in and out (Mode 1 ignores originals)."""
+        import torch
+
+        from z2h.models.flux import latent_ids
+
+        if self.router is None:
+            raise RuntimeError("the diffusion Hero-Stage has no adapters: call fit() or load_adapters() first")
+        progress = progress or no_progress
+        if zero_frames.ndim != 4 or zero_frames.shape[-1] != 3 or zero_frames.dtype != np.uint8:
+            raise ValueError(f"zero frames must be (T, H, W, 3) uint8, got {zero_frames.dtype} {zero_frames.shape}")
+        if orig_frames.shape != zero_frames.shape:
+            raise ValueError(f"original frames {orig_frames.shape} do not match zero frames {zero_frames.shape}")
+        f, n = self.parts.vae_scale_factor, self.cfg.sample_steps
+        out = np.empty_like(zero_frames)
+        self.parts.transformer.eval()
+        for i in range(len(zero_frames)):
+            with torch.no_grad():
+                conds, cond_ids, size = self._conditions(zero_frames[i], orig_frames[i])
+                img_ids = latent_ids(size[0] // f, size[1] // f, device=self.device)
+                kv = self._record(conds, cond_ids)  # once per frame: the conditions do not depend on t
+                g = torch.Generator(self.device).manual_seed(self.cfg.seed)  # same noise every frame
+                c = self.parts.transformer.config.in_channels
+                x = torch.randn(1, img_ids.shape[0], c, generator=g, device=self.device)
+                x = x.to(self.parts.transformer.dtype)
+                sigmas = self._sigmas(img_ids.shape[0], n)
+                for t, t_next in zip(sigmas[:-1], sigmas[1:]):
+                    v = self._predict(x, torch.tensor(t, device=self.device), img_ids, kv)
+                    x = (x.float() + (t_next - t) * v.float()).to(x.dtype)
+                out[i] = self._decode(x, size, zero_frames.shape[1:3])[0]
+            progress(i + 1, len(zero_frames))
+        return out
+
+    def _sigmas(self, seq_len: int, n: int) -> list[float]:
+        """The Euler schedule 1 -> 0 of the checkpoint's flow-matching scheduler (FLUX's dynamic shift)."""
+        sc = self.parts.scheduler
+        sigmas = np.linspace(1.0, 1.0 / n, n)
+        if sc.config.get("use_dynamic_shifting", False):
+            lo, hi = sc.config.get("base_image_seq_len", 256), sc.config.get("max_image_seq_len", 4096)
+            b0, b1 = sc.config.get("base_shift", 0.5), sc.config.get("max_shift", 1.15)
+            mu = b0 + (b1 - b0) * (seq_len - lo) / (hi - lo)
+            sigmas = math.exp(mu) / (math.exp(mu) + (1 / sigmas - 1))
+        else:
+            s = sc.config.get("shift", 1.0)
+            sigmas = s * sigmas / (1 + (s - 1) * sigmas)
+        return [*map(float, sigmas), 0.0]
+
+    def save_adapters(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the trained condition LoRAs (+ adapters.json with the settings) atomically to ``directory``."""
+        if self.router is None:
+            raise RuntimeError("no adapters to save: call fit() first")
+        directory = Path(directory)
+        if directory.exists() and any(directory.iterdir()) and not overwrite:
+            raise FileExistsError(f"{directory}: exists and is not empty (pass overwrite=True to replace it)")
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            meta = {
+                "engine": "diffusion",
+                "mode": self.cfg.mode,
+                "rank": self.cfg.rank,
+                "alpha": self.cfg.alpha if self.cfg.alpha is not None else self.cfg.rank,
+                "resolution": self.cfg.resolution,
+                "cond_resolution": self.cfg.cond_resolution,
+                "hero_model": None if self.cfg.hero_model is None else str(self.cfg.hero_model),
+                "prompt": self.cfg.prompt,
+            }
+            self.router.save(tmp, meta)
+            if directory.exists():
+                shutil.rmtree(directory)
+            os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    def load_adapters(self, directory: str | os.PathLike) -> dict:
+        """Load condition LoRAs saved by :meth:`save_adapters` (the mode must match this stage's)."""
+        from z2h.hero_stage.lora_routing import load_condition_adapters
+
+        self._load()
+        self._drop_adapters()
+        self.router, info = load_condition_adapters(self.parts.transformer, directory)
+        if info.get("mode") != self.cfg.mode or self.router.names != self.names:
+            names = self.router.names
+            self._drop_adapters()
+            raise ValueError(
+                f"{directory}: adapters are for mode {info.get('mode')} ({names}), this stage is mode {self.cfg.mode}"
+            )
+        self.parts.transformer.eval()
+        return info

@@ -1,0 +1,164 @@
+"""Offline Hero-Stage: a per-video restoration CNN (z2h/models/restorer.py) trained on the anchor alone.
+
+Training data, all from the anchor frame (nothing from other frames): the paper's triplet
+(zero(anchor), anchor) -> reference plus ``pseudo_pairs`` warped copies of the anchor pair
+(z2h/hero_stage/pseudo_pairs.py) whose condition 1 comes from the real Zero-Stage. Random crops and
+flips; L1 loss; Adam with a cosine decay. A step count (deterministic with the seed) bounded by a time
+budget (so a slow machine still finishes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from z2h.hero_stage import HeroConfig, ZeroFn
+from z2h.hero_stage.pseudo_pairs import warped_pairs
+from z2h.progress import ProgressFn, no_progress
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Use ``n`` torch CPU threads inside the block (0 = every core), restoring the old count after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n if n > 0 else (os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _to_tensor(images: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class OfflineHeroStage:
+    """``fit`` a fresh restorer on the anchor pair, then ``restore`` frames with it."""
+
+    def __init__(self, config: HeroConfig):
+        self.config = config
+        self.model = None
+
+    def training_triplets(
+        self,
+        zero_anchor: np.ndarray,
+        orig_anchor: np.ndarray,
+        reference: np.ndarray,
+        zero_stage: ZeroFn | None,
+        progress: ProgressFn | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(condition 1, condition 2, target) stacks: the anchor triplet first, then the pseudo pairs."""
+        cfg = self.config
+        origs, refs, _ = warped_pairs(orig_anchor, reference, cfg.pseudo_pairs, seed=cfg.seed)
+        if cfg.pseudo_pairs:
+            if zero_stage is None:
+                from z2h.zero_stage import ZeroStage
+
+                zero_stage = ZeroStage()
+            # One Zero-Stage call: index 0 is the real anchor, the warped originals are "other frames".
+            frames = np.concatenate([orig_anchor[None], origs])
+            zeros = np.asarray(zero_stage(frames, 0, reference, progress=progress))[1:]
+        else:
+            zeros = origs
+        cond1 = np.concatenate([zero_anchor[None], zeros])
+        cond2 = np.concatenate([orig_anchor[None], origs])
+        target = np.concatenate([reference[None], refs])
+        return cond1, cond2, target
+
+    def fit(
+        self,
+        zero_anchor: np.ndarray,
+        orig_anchor: np.ndarray,
+        reference: np.ndarray,
+        progress: ProgressFn | None = None,
+        zero_stage: ZeroFn | None = None,
+        pairs_progress: ProgressFn | None = None,
+    ) -> dict:
+        """Train a new restorer; returns {"steps", "seconds", "loss_first", "loss_last", "budget_hit", ...}."""
+        triplets = self.training_triplets(zero_anchor, orig_anchor, reference, zero_stage, pairs_progress)
+        return self.fit_triplets(*triplets, progress=progress)
+
+    def fit_triplets(
+        self, cond1: np.ndarray, cond2: np.ndarray, target: np.ndarray, progress: ProgressFn | None = None
+    ) -> dict:
+        """Train a new restorer on given (N, H, W, 3) uint8 triplet stacks."""
+        import torch
+        from torch.nn import functional as F
+
+        from z2h.models.restorer import Restorer, RestorerConfig
+
+        cfg, progress = self.config, progress or no_progress
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        data = _to_tensor(np.concatenate([cond1, cond2, target], axis=-1))  # (N, 9, H, W)
+        n, _, h, w = data.shape
+        crop_h, crop_w = min(cfg.crop, h), min(cfg.crop, w)
+        model = Restorer(RestorerConfig(conditions=cfg.mode, width=cfg.width, blocks=cfg.blocks))
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
+        losses: list[float] = []
+        every = max(1, cfg.steps // 100)
+        start, budget_hit = time.perf_counter(), False
+        with torch_threads(cfg.threads):
+            progress(0, cfg.steps)
+            for step in range(1, cfg.steps + 1):
+                batch = torch.stack([_random_crop(data, rng, crop_h, crop_w) for _ in range(cfg.batch)])
+                c1, c2, tgt = batch[:, :3], batch[:, 3:6], batch[:, 6:]
+                loss = F.l1_loss(model(c1, c2), tgt)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+                budget_hit = cfg.time_budget_s is not None and time.perf_counter() - start > cfg.time_budget_s
+                if step % every == 0 or step == cfg.steps or budget_hit:
+                    progress(step, cfg.steps)
+                if budget_hit:
+                    break
+        self.model = model.eval()
+        k = max(1, len(losses) // 10)
+        return {
+            "steps": len(losses), "seconds": round(time.perf_counter() - start, 2), "budget_hit": budget_hit,
+            "pairs": int(n), "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
+        }
+
+    def restore(
+        self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        """Run the trained restorer on every frame, (T, H, W, 3) uint8 in and out."""
+        import torch
+
+        if self.model is None:
+            raise RuntimeError("the Hero-Stage restorer is not trained: call fit() first")
+        progress = progress or no_progress
+        out = np.empty_like(zero_frames)
+        t_total = len(zero_frames)
+        with torch_threads(self.config.threads), torch.inference_mode():
+            progress(0, t_total)
+            for t in range(t_total):
+                y = self.model(_to_tensor(zero_frames[t : t + 1]), _to_tensor(orig_frames[t : t + 1]))
+                out[t] = y[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+                progress(t + 1, t_total)
+        return out
+
+
+def _random_crop(data, rng: np.random.Generator, crop_h: int, crop_w: int):
+    """One random crop of one random triplet, randomly flipped (same flip for all three images)."""
+    n, _, h, w = data.shape
+    i, y, x = rng.integers(n), rng.integers(h - crop_h + 1), rng.integers(w - crop_w + 1)
+    crop = data[i, :, y : y + crop_h, x : x + crop_w]
+    if rng.random() < 0.5:
+        crop = crop.flip(-1)
+    if rng.random() < 0.5:
+        crop = crop.flip(-2)
+    return crop

@@ -1,0 +1,169 @@
+"""The offline Zero-Stage engine: VGG16 + colour correspondence and masked cross-image attention.
+
+Per target frame (the anchor included, processed like any other):
+
+1. Tokens of the ORIGINAL target and the ORIGINAL anchor on a grid of stride ``feature_stride`` at the
+   working size: VGG16 activations (each layer resized to the grid and L2-normalised) plus the frame's
+   Lab colour. The match score of target token t and anchor token a is
+   ``mean_l cos(f_t^l, f_a^l) - λ·‖(Lab_t - Lab_a) / 100‖²``, written as one dot product of augmented
+   tokens, so the top-k search and the attention scores are exact matrix products.
+2. Masked cross-image attention (:mod:`z2h.attention`): Q from the target, K from the anchor, V from
+   the reference, restricted to the top-k matches (k = 1: a gather, no N×N scores).
+3. V is the anchor's colour CHANGE per token, which the target then applies to its own pixels so it
+   keeps its shading and texture: ``ratio`` (log gain in linear RGB), ``residual`` (sRGB offset), or
+   ``copy`` (the reference colour itself). The attended values are bilinearly upsampled to full size.
+
+No training, no temporal smoothing: each frame depends only on itself, the anchor and the reference.
+γ has no meaning here (there is no denoising pass to blend queries with); τ scales the scores (k > 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from z2h.attention import masked_attention
+from z2h.correspondence import dot_topk
+from z2h.models.vgg import STRIDES, VGGFeatures
+from z2h.progress import ProgressFn, no_progress
+from z2h.zero_stage.config import ZeroStageConfig
+
+SCORE_SCALE = 20.0  # softmax logits = τ·20·score: score gaps of 0.05-0.3 between candidates become 1-6
+LOG_GAIN_LIMIT = 4.0  # |log gain| cap: dark anchor pixels would otherwise give unbounded ratios
+GAIN_EPS = 0.01  # linear-RGB floor in the gain's numerator and denominator
+
+_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
+                            [0.212671, 0.715160, 0.072169],
+                            [0.019334, 0.119193, 0.950227]])
+_WHITE = torch.tensor([0.950456, 1.0, 1.088754])
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp_min(0) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def linear_to_lab(x: torch.Tensor) -> torch.Tensor:
+    """Linear RGB (B, 3, h, w) -> CIE Lab (D65), L in [0, 100]."""
+    xyz = torch.einsum("ij,bjhw->bihw", _RGB_TO_XYZ.to(x), x) / _WHITE.to(x).view(1, 3, 1, 1)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
+
+
+def working_size(h: int, w: int, work_size: int, multiple: int) -> tuple[int, int]:
+    """(h, w) scaled so the longer side is ``work_size``, each side a multiple of ``multiple``."""
+    s = work_size / max(h, w)
+    return max(multiple, round(h * s / multiple) * multiple), max(multiple, round(w * s / multiple) * multiple)
+
+
+def check_inputs(frames: np.ndarray, anchor: int, reference: np.ndarray) -> None:
+    """Clear ValueErrors for an empty video, a bad anchor index or a reference of the wrong size."""
+    frames, reference = np.asarray(frames), np.asarray(reference)
+    if frames.ndim != 4 or frames.shape[0] == 0:
+        raise ValueError(f"the video is empty or not (T, H, W, 3) frames: got shape {frames.shape}")
+    if frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 RGB (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    t, h, w = frames.shape[:3]
+    if isinstance(anchor, bool) or not isinstance(anchor, int | np.integer) or not 0 <= anchor < t:
+        raise ValueError(f"anchor frame {anchor!r} is out of range: the video has {t} frames (0..{t - 1})")
+    if reference.shape != (h, w, 3) or reference.dtype != np.uint8:
+        rh, rw = (reference.shape + (0, 0))[:2]
+        raise ValueError(f"the reference image is {rw}x{rh} ({reference.dtype}, shape {reference.shape}) but "
+                         f"the video frames are {w}x{h}: the reference must be the edited anchor frame, "
+                         "uint8 RGB of the same size")
+
+
+def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float() / 255
+
+
+class OfflineZeroStage:
+    """``OfflineZeroStage(config)(frames, anchor, reference, progress) -> frames`` uint8 (T, H, W, 3)."""
+
+    def __init__(self, config: ZeroStageConfig | None = None, model: VGGFeatures | None = None):
+        self.config = config or ZeroStageConfig()
+        self.device = torch.device(self.config.device or "cpu")
+        self._model = model
+
+    @property
+    def model(self) -> VGGFeatures:
+        if self._model is None:  # loads the weights: raises FileNotFoundError naming `z2h weights fetch`
+            self._model = VGGFeatures(self.config.layers)
+        return self._model.to(self.device)
+
+    def tokens(self, images: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query, key) tokens (B, N, C) of images (B, 3, H, W) in [0, 1] on the grid of working ``size``.
+
+        query·key = mean layer cosine - λ·‖ΔLab/100‖² + (a per-query constant, irrelevant to top-k/softmax).
+        """
+        c = self.config
+        grid = (size[0] // c.feature_stride, size[1] // c.feature_stride)
+        x = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+        parts = []
+        for f in self.model(x).values():
+            if f.shape[-2:] != grid:
+                f = F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+            parts.append(F.normalize(f, dim=1))
+        feat = torch.cat(parts, 1) / math.sqrt(len(parts))
+        lab = linear_to_lab(F.interpolate(srgb_to_linear(images), size=grid, mode="area")) / 100
+        lam, ones = c.colour_weight, torch.ones_like(lab[:, :1])
+        q = torch.cat([feat, 2 * lam * lab, ones], 1)
+        k = torch.cat([feat, lab, -lam * lab.pow(2).sum(1, keepdim=True)], 1)
+        return q.flatten(2).transpose(1, 2), k.flatten(2).transpose(1, 2)
+
+    def values(self, anchor: torch.Tensor, reference: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """The colour change of the edit per anchor token, (1, N, 3)."""
+        t = self.config.transfer
+        if t == "ratio":
+            gain = (F.interpolate(srgb_to_linear(reference), size=grid, mode="area") + GAIN_EPS) / (
+                F.interpolate(srgb_to_linear(anchor), size=grid, mode="area") + GAIN_EPS)
+            v = gain.log().clamp(-LOG_GAIN_LIMIT, LOG_GAIN_LIMIT)
+        elif t == "residual":
+            v = F.interpolate(reference - anchor, size=grid, mode="area")
+        else:
+            v = F.interpolate(reference, size=grid, mode="area")
+        return v.flatten(2).transpose(1, 2)
+
+    def apply(self, frames: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+        """Apply the attended change (B, 3, h, w) upsampled to frames (B, 3, H, W) in [0, 1]."""
+        change = F.interpolate(change, size=frames.shape[-2:], mode="bilinear", align_corners=False)
+        if self.config.transfer == "ratio":
+            return linear_to_srgb(srgb_to_linear(frames) * change.exp())
+        if self.config.transfer == "residual":
+            return (frames + change).clamp(0, 1)
+        return change.clamp(0, 1)
+
+    @torch.inference_mode()
+    def __call__(
+        self, frames: np.ndarray, anchor: int, reference: np.ndarray, progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        check_inputs(frames, anchor, reference)
+        progress = progress or no_progress
+        c, dev = self.config, self.device
+        n_frames, h, w = frames.shape[:3]
+        multiple = max(c.feature_stride, *(STRIDES[name] for name in c.layers))
+        size = working_size(h, w, c.work_size, multiple)
+        grid = (size[0] // c.feature_stride, size[1] // c.feature_stride)
+        anc = _to_tensor(frames[anchor:anchor + 1], dev)
+        _, k_anc = self.tokens(anc, size)
+        v_anc = self.values(anc, _to_tensor(reference[None], dev), grid)
+        out = np.empty_like(frames)
+        progress(0, n_frames)
+        for i in range(0, n_frames, c.batch_size):
+            x = _to_tensor(frames[i:i + c.batch_size], dev)
+            b = x.shape[0]
+            q, k = self.tokens(x, size)[0], k_anc.expand(b, -1, -1)
+            idx = dot_topk(q, k, min(c.k, k.shape[1]))
+            attended = masked_attention(q[:, None], k[:, None], v_anc.expand(b, -1, -1)[:, None], idx,
+                                        scale=SCORE_SCALE * c.tau)[:, 0]
+            y = self.apply(x, attended.transpose(1, 2).reshape(b, 3, *grid))
+            out[i:i + b] = (y * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+            progress(i + b, n_frames)
+        return out
