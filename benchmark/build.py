@@ -52,8 +52,10 @@ def worker_command(blender: str | None = None) -> list[str]:
                 exe = str(root / ".venv-blender" / "bin" / "python")
                 break
         else:
-            raise FileNotFoundError("no Blender to render with: pass --blender PATH (a Blender 4.2+ binary or a "
-                                    "Python with bpy), set Z2H_BLENDER, or create .venv-blender (make setup)")
+            raise FileNotFoundError(
+                "no Blender to render with: pass --blender PATH (a Blender 4.2+ binary or a "
+                "Python with bpy), set Z2H_BLENDER, or create .venv-blender (make setup)"
+            )
     if shutil.which(exe) is None and not Path(exe).exists():
         raise FileNotFoundError(f"--blender/Z2H_BLENDER: {exe} not found")
     if Path(exe).name.startswith("python"):
@@ -68,8 +70,10 @@ def prepare_output(out: Path, names: list[str], resume: bool, overwrite: bool) -
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
-        raise FileExistsError(f"{out} exists and is not empty: pass --resume to continue a build "
-                              "or --overwrite to replace its videos")
+        raise FileExistsError(
+            f"{out} exists and is not empty: pass --resume to continue a build "
+            "or --overwrite to replace its videos"
+        )
     if overwrite:
         for name in names:
             if (out / name).is_dir():
@@ -92,8 +96,12 @@ def _reader(proc: subprocess.Popen, video: str, log: Path, events: queue.Queue) 
     events.put({"event": "exit", "video": video, "code": proc.returncode})
 
 
-def build(spec_paths: list[str | Path], out: str | Path, config: BuildConfig,
-          log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> int:
+def build(
+    spec_paths: list[str | Path],
+    out: str | Path,
+    config: BuildConfig,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> int:
     """Render every spec into ``out`` and write the manifest; returns the number of failed videos."""
     out = Path(out)
     specs = [load_spec(p) for p in spec_paths]  # all errors before any rendering
@@ -115,18 +123,37 @@ def build(spec_paths: list[str | Path], out: str | Path, config: BuildConfig,
         while pending or running:
             while pending and len(running) < jobs:
                 s = pending.pop(0)
-                args = ["--spec", str(s.source), "--out", str(out), "--engine", config.engine,
-                        "--samples", str(config.samples), "--threads", str(threads)]
+                args = [
+                    "--spec",
+                    str(s.source),
+                    "--out",
+                    str(out),
+                    "--engine",
+                    config.engine,
+                    "--samples",
+                    str(config.samples),
+                    "--threads",
+                    str(threads),
+                ]
                 if config.resolution:
                     args += ["--resolution", *map(str, config.resolution)]
                 if config.frames:
                     args += ["--frames", str(config.frames)]
-                args += [f for f, on in (("--flow", config.flow), ("--full-light", config.full_light),
-                                         ("--denoise", config.denoise), ("--resume", config.resume)) if on]
+                args += [
+                    f
+                    for f, on in (
+                        ("--flow", config.flow),
+                        ("--full-light", config.full_light),
+                        ("--denoise", config.denoise),
+                        ("--resume", config.resume),
+                    )
+                    if on
+                ]
                 logfile = out / ".logs" / f"{s.name}.log"
                 logfile.write_text(" ".join(cmd + args) + "\n")
-                proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        errors="replace")
+                proc = subprocess.Popen(
+                    cmd + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+                )
                 running[s.name] = proc
                 threading.Thread(target=_reader, args=(proc, s.name, logfile, events), daemon=True).start()
                 log(f"[{finished}/{len(specs)}] {s.name}: started")
@@ -143,15 +170,19 @@ def build(spec_paths: list[str | Path], out: str | Path, config: BuildConfig,
                 finished += 1
                 if ev["code"] != 0:
                     failed.append(name)
-                    log(f"{name}: worker exited with code {ev['code']} (log: {out / '.logs' / (name + '.log')})")
+                    log(f"{name}: worker exited with code {ev['code']} (log: {out / '.logs' / name}.log)")
     finally:
         for proc in running.values():  # interrupted: stop our own workers
             proc.terminate()
-    settings = {k: v for k, v in asdict(config).items() if k not in ("jobs", "resume", "overwrite", "blender")}
+    settings = {
+        k: v for k, v in asdict(config).items() if k not in ("jobs", "resume", "overwrite", "blender")
+    }
     sizes = {tuple(s.resolution) for s in specs}
     res = config.resolution or (next(iter(sizes)) if len(sizes) == 1 else None)
     settings["resolution"] = list(res) if res else None
     write_manifest(out, settings, seed=config.seed)
-    log(f"built {len(specs) - len(failed)}/{len(specs)} videos into {out} in {time.time() - started:.0f} s"
-        + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    log(
+        f"built {len(specs) - len(failed)}/{len(specs)} videos into {out} in {time.time() - started:.0f} s"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
     return len(failed)

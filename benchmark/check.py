@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .manifest import read_manifest
-from .png import PNGError, read_header, read_png
+from .png import PNGError, png_complete, read_header, read_png
 
 KINDS = {"original": (3, 4), "edited": (3, 4), "mask": (1,)}  # allowed channel counts
 
@@ -34,8 +34,10 @@ def check_video(d: Path, expect: dict | None) -> tuple[list[str], list[str]]:
         return [f"{d / 'meta.json'}: missing field(s) {', '.join(missing)}"], []
     n, anchor, (w, h) = meta["frames"], meta["anchor"], meta["resolution"]
     if expect is not None and (expect.get("frames"), expect.get("anchor")) != (n, anchor):
-        errors.append(f"{d.name}: manifest says frames={expect.get('frames')} anchor={expect.get('anchor')}, "
-                      f"meta.json says frames={n} anchor={anchor}")
+        errors.append(
+            f"{d.name}: manifest says frames={expect.get('frames')} anchor={expect.get('anchor')}, "
+            f"meta.json says frames={n} anchor={anchor}"
+        )
     if not 0 <= anchor < n:
         errors.append(f"{d / 'meta.json'}: anchor {anchor} outside 0..{n - 1}")
     if len(meta["per_frame"]) != n:
@@ -54,14 +56,17 @@ def check_video(d: Path, expect: dict | None) -> tuple[list[str], list[str]]:
                 pw, ph, ch, depth = read_header(path)
                 if (pw, ph) != (w, h):
                     errors.append(f"{path}: size {pw}x{ph}, expected {w}x{h}")
+                elif not png_complete(path):
+                    errors.append(f"{path}: truncated (no IEND chunk)")
                 elif ch not in channels or depth != 8:
                     errors.append(f"{path}: {ch} channel(s) at {depth} bit, expected {channels} at 8 bit")
                 elif kind == "mask":
                     m = read_png(path)
                     i = int(name[:4])
                     if not (m > 127).any():
-                        (errors if i == anchor else warnings).append(f"{path}: empty mask"
-                                                                     + (" at the anchor" if i == anchor else ""))
+                        (errors if i == anchor else warnings).append(
+                            f"{path}: empty mask" + (" at the anchor" if i == anchor else "")
+                        )
                     elif not np.isin(m, (0, 255)).all():
                         warnings.append(f"{path}: mask has values other than 0 and 255")
             except (OSError, PNGError) as e:

@@ -12,23 +12,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="render scene specs into a benchmark folder")
     b.add_argument("specs", nargs="+", metavar="SPEC", help="scene spec files (.toml/.json)")
     b.add_argument("--out", required=True, help="benchmark folder to create")
-    b.add_argument("--resolution", type=int, nargs="+", metavar="PX",
-                   help="W [H] for every video (default: each spec's own, usually 256)")
-    b.add_argument("--frames", type=int, help="frames per video; keyframes are rescaled (default: the spec's)")
+    b.add_argument(
+        "--resolution",
+        type=int,
+        nargs="+",
+        metavar="PX",
+        help="W [H] for every video (default: each spec's own, usually 256)",
+    )
+    b.add_argument(
+        "--frames", type=int, help="frames per video; keyframes are rescaled (default: the spec's)"
+    )
     b.add_argument("--jobs", "-j", type=int, default=1, help="videos rendered in parallel (default 1)")
-    b.add_argument("--engine", default="cycles", choices=["cycles", "eevee", "workbench"],
-                   help="render engine (default cycles; workbench ignores textures: tests only)")
+    b.add_argument(
+        "--engine",
+        default="cycles",
+        choices=["cycles", "eevee", "workbench"],
+        help="render engine (default cycles; workbench ignores textures: tests only)",
+    )
     b.add_argument("--samples", type=int, default=16, help="render samples per pixel (default 16)")
-    b.add_argument("--flow", action=argparse.BooleanOptionalAction, default=False,
-                   help="store the ground-truth motion field (Cycles vector pass) as flow.npz")
-    b.add_argument("--full-light", action="store_true",
-                   help="let the edited object show in reflections/bounce light (the edit then leaks)")
+    b.add_argument(
+        "--flow",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store the ground-truth motion field (Cycles vector pass) as flow.npz (default: on with cycles)",
+    )
+    b.add_argument(
+        "--full-light",
+        action="store_true",
+        help="let the edited object show in reflections/bounce light (the edit then leaks)",
+    )
     b.add_argument("--denoise", action="store_true", help="OpenImageDenoise (slower; ±1 level across runs)")
     mode = b.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="keep frames already written and valid")
     mode.add_argument("--overwrite", action="store_true", help="replace videos of these specs in --out")
-    b.add_argument("--blender", help="Blender 4.2+ binary or a Python with bpy (default: $Z2H_BLENDER, "
-                                     "else .venv-blender/bin/python)")
+    b.add_argument(
+        "--blender",
+        help="Blender 4.2+ binary or a Python with bpy (default: $Z2H_BLENDER, "
+        "else .venv-blender/bin/python)",
+    )
 
     c = sub.add_parser("check", help="validate a benchmark folder (exit 1 with a list of problems)")
     c.add_argument("bench", help="benchmark folder")
@@ -53,9 +74,18 @@ def run(args: argparse.Namespace) -> int:
             if res is not None and len(res) not in (1, 2):
                 raise ValueError("--resolution takes W or W H")
             config = BuildConfig(
-                resolution=(res[0], res[-1]) if res else None, frames=args.frames, jobs=args.jobs,
-                engine=args.engine, samples=args.samples, flow=args.flow, full_light=args.full_light,
-                denoise=args.denoise, resume=args.resume, overwrite=args.overwrite, blender=args.blender)
+                resolution=(res[0], res[-1]) if res else None,
+                frames=args.frames,
+                jobs=args.jobs,
+                engine=args.engine,
+                samples=args.samples,
+                flow=args.engine == "cycles" if args.flow is None else args.flow,
+                full_light=args.full_light,
+                denoise=args.denoise,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                blender=args.blender,
+            )
             return 1 if build(args.specs, args.out, config) else 0
         if args.bench_command == "check":
             from .check import check_benchmark
@@ -65,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"warning: {w}", file=sys.stderr)
             for e in errors:
                 print(f"error: {e}", file=sys.stderr)
-            print(f"{args.bench}: {'INVALID' if errors else 'ok'} ({len(errors)} error(s), "
-                  f"{len(warnings)} warning(s))")
+            print(
+                f"{args.bench}: {'INVALID' if errors else 'ok'} ({len(errors)} error(s), "
+                f"{len(warnings)} warning(s))"
+            )
             return 1 if errors else 0
         from .generate import generate
 

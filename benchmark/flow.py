@@ -62,7 +62,9 @@ def read_exr(path: str | Path) -> dict[str, np.ndarray]:
     parts = []
     for h in headers:
         if h.get("compression", ("", b"\0"))[1][0] != 0:
-            raise ValueError(f"{path}: compressed EXR (codec {h['compression'][1][0]}); write with codec NONE")
+            raise ValueError(
+                f"{path}: compressed EXR (codec {h['compression'][1][0]}); write with codec NONE"
+            )
         x0, y0, x1, y1 = struct.unpack("<4i", h["dataWindow"][1])
         chans = sorted(_channels(h["channels"][1]))
         count = struct.unpack("<i", h["chunkCount"][1])[0] if "chunkCount" in h else y1 - y0 + 1

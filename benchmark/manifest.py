@@ -22,8 +22,14 @@ def write_manifest(bench: str | Path, settings: dict, seed: int = 0) -> dict:
     for d in video_dirs(bench):
         meta = json.loads((d / "meta.json").read_text())
         videos.append({"name": d.name, "frames": meta["frames"], "anchor": meta["anchor"]})
-    manifest = {"format": FORMAT, "version": VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "seed": seed, "settings": settings, "videos": videos}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": seed,
+        "settings": settings,
+        "videos": videos,
+    }
     tmp = bench / f".manifest.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, bench / "manifest.json")
@@ -40,6 +46,8 @@ def read_manifest(bench: str | Path) -> dict:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise ValueError(f"{path}: expected format {FORMAT!r} version {VERSION}, got "
-                         f"{manifest.get('format')!r} version {manifest.get('version')!r}")
+        raise ValueError(
+            f"{path}: expected format {FORMAT!r} version {VERSION}, got "
+            f"{manifest.get('format')!r} version {manifest.get('version')!r}"
+        )
     return manifest

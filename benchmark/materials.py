@@ -65,6 +65,7 @@ def texture_socket(tree, tex: Texture, base_color, coords: str = "Object"):
         fac = node.outputs["Fac"]
     elif tex.kind in ("wave", "stripes"):
         node = tree.nodes.new("ShaderNodeTexWave")
+        node.bands_direction = "DIAGONAL"  # bands show on every face of a box, whatever its axis
         fac = node.outputs["Fac"]
     else:  # voronoi
         node = tree.nodes.new("ShaderNodeTexVoronoi")

@@ -34,6 +34,16 @@ def read_header(path: str | Path) -> tuple[int, int, int, int]:
     return w, h, _CHANNELS[ctype], depth
 
 
+def png_complete(path: str | Path) -> bool:
+    """True when the file ends with the IEND chunk (a cheap test for a truncated write)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() < 45:
+            return False
+        f.seek(-12, os.SEEK_END)
+        return f.read(12) == b"\0\0\0\0IEND\xaeB`\x82"
+
+
 def _unfilter(raw: bytes, h: int, stride: int, bpp: int, path: str | Path) -> np.ndarray:
     if len(raw) < h * (stride + 1):
         raise PNGError(f"{path}: truncated image data ({len(raw)} bytes, expected {h * (stride + 1)})")

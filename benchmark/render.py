@@ -7,6 +7,7 @@ API (the Blender add-on calls this inside Blender on the user's own scene)::
     meta = render_pair(scene, "Cube", Edit(object="Cube", kind="color", color=(0.1, 0.3, 0.9)), out_dir,
                        frame_start=1, frame_end=24, resolution=(256, 256), engine="CYCLES", samples=16,
                        progress=lambda done, total: ...)
+    # ``edit`` may also be a dict: {"kind": "color", "color": [r, g, b]} (validated by spec.edit_from_dict)
     # then manifest.write_manifest(bench_dir, settings) to (re)write BENCH/manifest.json
 
 It renders ``out_dir/original/0000.png ...`` (the scene as it is), ``edited/`` (the edit applied to a
@@ -37,8 +38,8 @@ import bpy
 import numpy as np
 
 from .materials import apply_edit, make_material
-from .png import PNGError, read_header, read_png, write_png
-from .spec import Edit, Material, spec_to_dict
+from .png import PNGError, png_complete, read_header, read_png, write_png
+from .spec import Edit, Material, edit_from_dict, spec_to_dict
 
 ENGINES = {"cycles": "CYCLES", "eevee": "BLENDER_EEVEE", "workbench": "BLENDER_WORKBENCH"}
 KINDS = ("original", "edited", "mask")
@@ -73,15 +74,27 @@ def frame_path(out_dir: Path, kind: str, i: int) -> Path:
 
 
 def _valid(path: Path, size: tuple[int, int]) -> bool:
-    """A finished frame: a PNG of the right size whose pixel data decompresses."""
+    """A finished frame: a complete PNG (IEND at the end) of the right size."""
     try:
-        w, h, _, _ = read_header(path)
-        if (w, h) != tuple(size):
-            return False
-        read_png(path) if path.stat().st_size < 4096 else None  # cheap full check for masks
-        return True
+        return read_header(path)[:2] == tuple(size) and png_complete(path)
     except (OSError, PNGError):
         return False
+
+
+def read_rendered(path: Path) -> np.ndarray:
+    """Pixels of a PNG Blender wrote, as uint8 (H, W, C), decoded by Blender itself.
+
+    png.py decodes them too, but its pure-Python Paeth filter takes ~0.7 s for 256x256; bpy hands
+    back the stored 8-bit values (divided by 255) in milliseconds (tests compare the two).
+    """
+    img = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        w, h = img.size
+        px = np.empty(w * h * img.channels, np.float32)
+        img.pixels.foreach_get(px)
+        return np.round(px.reshape(h, w, img.channels)[::-1] * 255).astype(np.uint8)
+    finally:
+        bpy.data.images.remove(img)
 
 
 def _render_to(scene, path: Path) -> None:
@@ -128,9 +141,17 @@ def _mask_settings(r: _Restore, scene, obj) -> None:
     """Flat Workbench render: the object white, everything else black, no AA (notes/blender-5.0.md)."""
     r.set(scene.render, "engine", "BLENDER_WORKBENCH")
     shading = scene.display.shading
-    for attr, value in (("light", "FLAT"), ("color_type", "OBJECT"), ("show_shadows", False),
-                        ("show_cavity", False), ("show_object_outline", False), ("show_xray", False),
-                        ("show_specular_highlight", False), ("use_dof", False), ("show_backface_culling", False)):
+    for attr, value in (
+        ("light", "FLAT"),
+        ("color_type", "OBJECT"),
+        ("show_shadows", False),
+        ("show_cavity", False),
+        ("show_object_outline", False),
+        ("show_xray", False),
+        ("show_specular_highlight", False),
+        ("use_dof", False),
+        ("show_backface_culling", False),
+    ):
         r.set(shading, attr, value)
     r.set(scene.display, "render_aa", "OFF")
     r.set(scene.render, "film_transparent", True)
@@ -156,16 +177,21 @@ def leakage(out_dir: Path, frames: int, dilate_px: int = 3, threshold: int = 2) 
     changed = total = 0
     max_diff, sum_diff = 0, 0.0
     for i in range(frames):
-        a = read_png(frame_path(out_dir, "original", i))[..., :3].astype(np.int16)
-        b = read_png(frame_path(out_dir, "edited", i))[..., :3].astype(np.int16)
+        a = read_rendered(frame_path(out_dir, "original", i))[..., :3].astype(np.int16)
+        b = read_rendered(frame_path(out_dir, "edited", i))[..., :3].astype(np.int16)
         outside = ~_dilate(read_png(frame_path(out_dir, "mask", i)) > 127, dilate_px)
         diff = np.abs(a - b).max(-1)[outside]
         changed += int((diff > threshold).sum())
         total += diff.size
         max_diff = max(max_diff, int(diff.max(initial=0)))
         sum_diff += float(diff.sum())
-    return {"dilate_px": dilate_px, "threshold": threshold, "changed_fraction": changed / max(total, 1),
-            "max_diff": max_diff, "mean_abs_diff": sum_diff / max(total, 1)}
+    return {
+        "dilate_px": dilate_px,
+        "threshold": threshold,
+        "changed_fraction": changed / max(total, 1),
+        "max_diff": max_diff,
+        "mean_abs_diff": sum_diff / max(total, 1),
+    }
 
 
 def _motion(scene, obj, frames: list[int], anchor: int, size: tuple[int, int], max_verts: int = 400) -> list:
@@ -213,22 +239,44 @@ def _motion(scene, obj, frames: list[int], anchor: int, size: tuple[int, int], m
     for i in range(len(frames)):
         d = np.linalg.norm(proj[i] - proj[a], axis=1)[vis[i]]
         angle = math.degrees(rots[a].rotation_difference(rots[i]).angle)
-        out.append({"displacement_px": round(float(d.mean()) if d.size else 0.0, 3),
-                    "rotation_deg": round(min(angle, 360 - angle), 3), "visible_vertices": int(vis[i].sum())})
+        out.append(
+            {
+                "displacement_px": round(float(d.mean()) if d.size else 0.0, 3),
+                "rotation_deg": round(min(angle, 360 - angle), 3),
+                "visible_vertices": int(vis[i].sum()),
+            }
+        )
     return out
 
 
-def render_pair(scene, object_name: str, edit: Edit, out_dir: str | Path, *, frame_start: int | None = None,
-                frame_end: int | None = None, resolution: tuple[int, int] | None = None,
-                engine: str = "CYCLES", samples: int = 16, anchor: int = 0, isolate: bool = True,
-                denoise: bool = False, flow: bool = False, resume: bool = False, threads: int = 0,
-                meta_extra: dict | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
+def render_pair(
+    scene,
+    object_name: str,
+    edit: Edit | dict,
+    out_dir: str | Path,
+    *,
+    frame_start: int | None = None,
+    frame_end: int | None = None,
+    resolution: tuple[int, int] | None = None,
+    engine: str = "CYCLES",
+    samples: int = 16,
+    anchor: int = 0,
+    isolate: bool = True,
+    denoise: bool = False,
+    flow: bool = False,
+    resume: bool = False,
+    threads: int = 0,
+    meta_extra: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Render original, edited and mask frames of ``scene`` into ``out_dir``; returns (and writes) meta.
 
     ``resume=True`` keeps frames that are already complete; otherwise existing frames are replaced
     (the caller guards against overwriting). See the module docstring for everything else.
     """
     engine = ENGINES.get(engine.lower(), engine)
+    if isinstance(edit, dict):
+        edit = edit_from_dict(edit)
     obj = scene.objects.get(object_name)
     if obj is None:
         raise ValueError(f"scene {scene.name!r} has no object {object_name!r}")
@@ -250,8 +298,10 @@ def render_pair(scene, object_name: str, edit: Edit, out_dir: str | Path, *, fra
     flow_path = out_dir / "flow.npz"
     if flow and engine != "CYCLES":
         raise ValueError("the ground-truth flow needs the CYCLES engine (vector pass)")
-    todo = {k: [i for i in range(len(frames)) if not (resume and _valid(frame_path(out_dir, k, i), resolution))]
-            for k in KINDS}
+    todo = {
+        k: [i for i in range(len(frames)) if not (resume and _valid(frame_path(out_dir, k, i), resolution))]
+        for k in KINDS
+    }
     need_flow = flow and not (resume and flow_path.exists())
     if need_flow:  # the vector pass comes with the original render
         todo["original"] = list(range(len(frames)))
@@ -314,9 +364,11 @@ def render_pair(scene, object_name: str, edit: Edit, out_dir: str | Path, *, fra
                 scene.frame_set(frames[i])
                 tmp = frame_path(out_dir, "mask", i).with_suffix(".rgba.png")
                 _render_to(scene, tmp)
-                rgba = read_png(tmp)
-                write_png(frame_path(out_dir, "mask", i), np.where((rgba[..., 0] > 127) & (rgba[..., 3] > 127),
-                                                                   255, 0).astype(np.uint8))
+                rgba = read_rendered(tmp)
+                write_png(
+                    frame_path(out_dir, "mask", i),
+                    np.where((rgba[..., 0] > 127) & (rgba[..., 3] > 127), 255, 0).astype(np.uint8),
+                )
                 tmp.unlink()
                 step()
         motion = _motion(scene, obj, frames, frames[anchor], resolution)
@@ -328,13 +380,30 @@ def render_pair(scene, object_name: str, edit: Edit, out_dir: str | Path, *, fra
     finally:
         r.restore()
         scene.frame_set(old_frame)
-    edit_d = spec_to_dict(edit) if not isinstance(edit, dict) else dict(edit)
+    edit_d = spec_to_dict(edit)
     edit_d["object"] = object_name
-    meta = {"name": out_dir.name, "spec": None, "frames": len(frames), "anchor": anchor,
-            "resolution": list(resolution), "fps": scene.render.fps, "edit": edit_d, "tags": [],
-            "render": {"engine": engine, "samples": samples, "isolate": isolate, "denoise": denoise,
-                       "frame_start": fs, "frame_end": fe, "flow": flow_path.exists()},
-            **(meta_extra or {}), "per_frame": per_frame, "leakage": leakage(out_dir, len(frames))}
+    meta = {
+        "name": out_dir.name,
+        "spec": None,
+        "frames": len(frames),
+        "anchor": anchor,
+        "resolution": list(resolution),
+        "fps": scene.render.fps,
+        "edit": edit_d,
+        "tags": [],
+        "render": {
+            "engine": engine,
+            "samples": samples,
+            "isolate": isolate,
+            "denoise": denoise,
+            "frame_start": fs,
+            "frame_end": fe,
+            "flow": flow_path.exists(),
+        },
+        **(meta_extra or {}),
+        "per_frame": per_frame,
+        "leakage": leakage(out_dir, len(frames)),
+    }
     tmp = out_dir / f".meta.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, out_dir / "meta.json")

@@ -12,12 +12,18 @@ from .spec import Object, Spec
 
 
 def _torus(major: float = 0.35, minor: float = 0.15, n: int = 48, m: int = 16):
-    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, n, endpoint=False), np.linspace(0, 2 * np.pi, m, endpoint=False),
-                       indexing="ij")
+    u, v = np.meshgrid(
+        np.linspace(0, 2 * np.pi, n, endpoint=False),
+        np.linspace(0, 2 * np.pi, m, endpoint=False),
+        indexing="ij",
+    )
     r = major + minor * np.cos(v)
     verts = np.stack([r * np.cos(u), r * np.sin(u), minor * np.sin(v)], -1).reshape(-1, 3)
-    faces = [(i * m + j, ((i + 1) % n) * m + j, ((i + 1) % n) * m + (j + 1) % m, i * m + (j + 1) % m)
-             for i in range(n) for j in range(m)]
+    faces = [
+        (i * m + j, ((i + 1) % n) * m + j, ((i + 1) % n) * m + (j + 1) % m, i * m + (j + 1) % m)
+        for i in range(n)
+        for j in range(m)
+    ]
     return verts, faces
 
 
@@ -33,8 +39,11 @@ def _helix(radius: float = 0.4, tube: float = 0.035, turns: float = 3.0, n: int 
     v = np.linspace(0, 2 * np.pi, m, endpoint=False)
     ring = np.cos(v)[None, :, None] * normal[:, None] + np.sin(v)[None, :, None] * binormal[:, None]
     verts = (path[:, None] + tube * ring).reshape(-1, 3)
-    faces = [(i * m + j, (i + 1) * m + j, (i + 1) * m + (j + 1) % m, i * m + (j + 1) % m)
-             for i in range(n - 1) for j in range(m)]
+    faces = [
+        (i * m + j, (i + 1) * m + j, (i + 1) * m + (j + 1) % m, i * m + (j + 1) % m)
+        for i in range(n - 1)
+        for j in range(m)
+    ]
     faces += [tuple(range(m))[::-1], tuple((n - 1) * m + j for j in range(m))]
     return verts, faces
 
@@ -44,10 +53,17 @@ def _star(points: int = 5, outer: float = 0.5, inner: float = 0.22, height: floa
     r = np.where(np.arange(2 * points) % 2 == 0, outer, inner)
     ring = np.stack([r * np.cos(a), r * np.sin(a)], -1)
     k = 2 * points
-    verts = np.concatenate([np.c_[ring, np.full(k, -height / 2)], np.c_[ring, np.full(k, height / 2)],
-                            [[0, 0, -height / 2], [0, 0, height / 2]]])
+    verts = np.concatenate(
+        [
+            np.c_[ring, np.full(k, -height / 2)],
+            np.c_[ring, np.full(k, height / 2)],
+            [[0, 0, -height / 2], [0, 0, height / 2]],
+        ]
+    )
     faces = [(i, (i + 1) % k, k + (i + 1) % k, k + i) for i in range(k)]
-    faces += [(2 * k, (i + 1) % k, i) for i in range(k)] + [(2 * k + 1, k + i, k + (i + 1) % k) for i in range(k)]
+    faces += [(2 * k, (i + 1) % k, i) for i in range(k)] + [
+        (2 * k + 1, k + i, k + (i + 1) % k) for i in range(k)
+    ]
     return verts, faces
 
 
@@ -71,8 +87,15 @@ def make_mesh(name: str, shape: str):
     elif shape == "ico_sphere":
         bmesh.ops.create_icosphere(bm, subdivisions=3, radius=0.5)
     elif shape in ("cylinder", "cone"):
-        bmesh.ops.create_cone(bm, cap_ends=True, cap_tris=False, segments=32, radius1=0.5,
-                              radius2=0.5 if shape == "cylinder" else 0.0, depth=1.0)
+        bmesh.ops.create_cone(
+            bm,
+            cap_ends=True,
+            cap_tris=False,
+            segments=32,
+            radius1=0.5,
+            radius2=0.5 if shape == "cylinder" else 0.0,
+            depth=1.0,
+        )
     elif shape == "plane":  # subdivided so that deformations bend it
         bmesh.ops.create_grid(bm, x_segments=24, y_segments=24, size=0.5)
     elif shape == "monkey":

@@ -21,9 +21,23 @@ TEXTURES = ("checker", "noise", "wave", "voronoi", "stripes")
 DEFORMS = ("twist", "bend", "taper", "wave")
 LIGHTS = ("sun", "point", "area")
 EDIT_KINDS = ("color", "texture", "material")
-TAGS = ("small_translation", "large_translation", "rotation", "camera_orbit", "scale", "occlusion",
-        "distractor", "textured_object", "textured_background", "moving_background", "glossy", "thin",
-        "deformation", "texture_edit", "color_in_background")
+TAGS = (
+    "small_translation",
+    "large_translation",
+    "rotation",
+    "camera_orbit",
+    "scale",
+    "occlusion",
+    "distractor",
+    "textured_object",
+    "textured_background",
+    "moving_background",
+    "glossy",
+    "thin",
+    "deformation",
+    "texture_edit",
+    "color_in_background",
+)
 
 
 class SpecError(ValueError):
@@ -107,8 +121,11 @@ class World:
 
 @dataclass
 class Edit:
-    """What changes in the edited video: ``color`` (new base colour; on a textured object the pattern
-    is recoloured, keeping its shading), ``texture`` (a new pattern), ``material`` (colour/roughness/metal)."""
+    """What changes in the edited video.
+
+    ``color``: a new base colour (on a textured object the pattern's base colour changes, the rest
+    stays); ``texture``: a new pattern; ``material``: colour, roughness and/or metallic.
+    """
 
     object: str = ""
     kind: str = "color"
@@ -175,7 +192,9 @@ class _Ctx:
         known = {f.name for f in fields(cls)} - {"source"}
         for k in v:
             if k not in known:
-                self.fail(f"{where}.{k}" if where else k, f"unknown field (known: {', '.join(sorted(known))})")
+                self.fail(
+                    f"{where}.{k}" if where else k, f"unknown field (known: {', '.join(sorted(known))})"
+                )
         return v
 
 
@@ -276,14 +295,16 @@ def spec_from_dict(d: dict, source: str = "<spec>") -> Spec:
     for i, ld in enumerate(lights):
         w = f"lights[{i}]"
         ld = c.table(ld, w, Light)
-        s.lights.append(Light(
-            kind=c.choice(ld.get("kind", "sun"), f"{w}.kind", LIGHTS),
-            location=c.vec(ld.get("location", Light.location), f"{w}.location"),
-            rotation=c.vec(ld.get("rotation", Light.rotation), f"{w}.rotation"),
-            energy=c.number(ld.get("energy", Light.energy), f"{w}.energy", 0, 1e7),
-            color=c.color(ld.get("color", Light.color), f"{w}.color"),
-            size=c.number(ld.get("size", Light.size), f"{w}.size", 0, 1000),
-        ))
+        s.lights.append(
+            Light(
+                kind=c.choice(ld.get("kind", "sun"), f"{w}.kind", LIGHTS),
+                location=c.vec(ld.get("location", Light.location), f"{w}.location"),
+                rotation=c.vec(ld.get("rotation", Light.rotation), f"{w}.rotation"),
+                energy=c.number(ld.get("energy", Light.energy), f"{w}.energy", 0, 1e7),
+                color=c.color(ld.get("color", Light.color), f"{w}.color"),
+                size=c.number(ld.get("size", Light.size), f"{w}.size", 0, 1000),
+            )
+        )
     objects = d.get("objects")
     if not isinstance(objects, list) or not objects:
         c.fail("objects", "expected a non-empty list of tables ([[objects]])")
@@ -293,9 +314,16 @@ def spec_from_dict(d: dict, source: str = "<spec>") -> Spec:
         if n in names[:i]:
             c.fail(f"objects[{i}].name", f"duplicate object name {n!r}")
 
-    ed = c.table(d.get("edit"), "edit", Edit) if "edit" in d else c.fail("edit", "missing [edit] table")
+    if "edit" not in d:
+        c.fail("edit", "missing [edit] table")
+    s.edit = _edit(c, d["edit"], names)
+    return s
+
+
+def _edit(c: _Ctx, ed: Any, names: list[str] | None) -> Edit:
+    ed = c.table(ed, "edit", Edit)
     e = Edit(object=ed.get("object", ""), kind=c.choice(ed.get("kind", "color"), "edit.kind", EDIT_KINDS))
-    if e.object not in names:
+    if names is not None and e.object not in names:
         c.fail("edit.object", f"no object named {e.object!r} (objects: {', '.join(names)})")
     if "color" in ed:
         e.color = c.color(ed["color"], "edit.color")
@@ -311,8 +339,12 @@ def spec_from_dict(d: dict, source: str = "<spec>") -> Spec:
         c.fail("edit.texture", "a texture edit needs a texture table")
     if e.kind == "material" and e.color is None and e.roughness is None and e.metallic is None:
         c.fail("edit", "a material edit needs color, roughness or metallic")
-    s.edit = e
-    return s
+    return e
+
+
+def edit_from_dict(d: dict, source: str = "<edit>") -> Edit:
+    """Validate an edit given as a dict (e.g. from the add-on's UI): ``{"kind": "color", "color": [...]}``."""
+    return _edit(_Ctx(source), d, None)
 
 
 def load_spec(path: str | Path) -> Spec:

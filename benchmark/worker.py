@@ -73,11 +73,22 @@ def main(argv: list[str]) -> int:
             _emit(event="progress", video=name, step=done, total=total)
 
         render_mod.render_pair(
-            scene, obj, spec.edit, Path(args.out) / spec.name, resolution=spec.resolution,
-            engine=args.engine, samples=args.samples, anchor=spec.anchor, isolate=not args.full_light,
-            denoise=args.denoise, flow=args.flow, resume=args.resume, threads=args.threads,
+            scene,
+            obj,
+            spec.edit,
+            Path(args.out) / spec.name,
+            resolution=spec.resolution,
+            engine=args.engine,
+            samples=args.samples,
+            anchor=spec.anchor,
+            isolate=not args.full_light,
+            denoise=args.denoise,
+            flow=args.flow,
+            resume=args.resume,
+            threads=args.threads,
             meta_extra={"name": spec.name, "spec": Path(args.spec).name, "tags": spec.tags},
-            progress=progress)
+            progress=progress,
+        )
     except Exception as e:  # report, do not die silently: build.py shows the message
         traceback.print_exc()
         _emit(event="error", video=name, message=f"{type(e).__name__}: {e}")

@@ -46,6 +46,11 @@ def active_job() -> BackendJob | None:
     return _active.get("job")
 
 
+def active_scene(default: bpy.types.Scene) -> bpy.types.Scene:
+    """The scene the active job was started from (its progress properties), else ``default``."""
+    return bpy.data.scenes.get(_active.get("scene", ""), default)
+
+
 def cancel_active(wait: bool = False) -> bool:
     """Cancel the running backend job (its whole process group); whether one was running."""
     job = active_job()
@@ -120,33 +125,32 @@ def prepare_edit(context: bpy.types.Context, settings: BackendSettings,
     name = video_name(scene, obj)
     work = Path(settings.cache_dir) / "edits" / f"{_safe(Path(bpy.data.filepath).stem or 'untitled')}-{name}"
 
-    video = work / "original"
-    stamp = {"blend": bpy.data.filepath, "scene": scene.name, "frames": [start, end],
-             "resolution": list(resolution), "engine": props.engine, "samples": props.samples}
-    if props.rerender or not rendering.cached_sequence(video, stamp):
-        rendering.render_sequence(scene, video, range(start, end + 1), resolution, props.engine,
-                                  props.samples, progress)
-        rendering.write_stamp(video, stamp)
-
-    if props.reference_mode == "IMAGE":
+    reference = work / "reference.png"
+    if props.reference_mode == "IMAGE":  # check the cheap things before rendering anything
         if not props.reference_path:
             raise EditError("choose a reference image, or set Reference to 'Recolour object'")
         reference = Path(bpy.path.abspath(props.reference_path)).expanduser()
         if not reference.is_file():
             raise EditError(f"reference image not found: {reference}")
         _check_reference_size(reference, resolution)
-    else:
-        if obj is None:
-            raise EditError("select the object to recolour (make it the active object)")
-        try:
+    elif obj is None:
+        raise EditError("select the object to recolour (make it the active object)")
+
+    video = work / "original"
+    stamp = {"blend": bpy.data.filepath, "scene": scene.name, "frames": [start, end],
+             "resolution": list(resolution), "engine": props.engine, "samples": props.samples}
+    try:
+        if props.rerender or not rendering.cached_sequence(video, stamp):
+            rendering.render_sequence(scene, video, range(start, end + 1), resolution, props.engine,
+                                      props.samples, progress)
+            rendering.write_stamp(video, stamp)
+        if props.reference_mode == "RECOLOR":
+            overrides = rendering.render_settings(scene, resolution, props.engine, props.samples)
             edit = rendering.make_edit(obj, props)
-            reference = work / "reference.png"
-            with rendering.overridden(scene, rendering.render_settings(scene, resolution, props.engine,
-                                                                       props.samples)):
-                with rendering.edited_object(obj, edit):
-                    rendering.render_frame(scene, scene.frame_current, reference)
-        except ValueError as exc:
-            raise EditError(str(exc)) from exc
+            with rendering.overridden(scene, overrides), rendering.edited_object(obj, edit):
+                rendering.render_frame(scene, scene.frame_current, reference)
+    except (ValueError, RuntimeError) as exc:
+        raise EditError(str(exc)) from exc
     out = _unique(output_root(scene, settings) / "edits" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     return EditInputs(video=video, anchor=scene.frame_current - start, reference=reference, out=out,
                       frame_start=start, name=name)

@@ -107,8 +107,8 @@ class Z2H_OT_run_edit(bpy.types.Operator):
             wm.progress_end()
         return True
 
-    def _finish(self, context, state) -> set[str]:
-        kind, message = jobs.finish_edit(context.scene, state)
+    def _finish(self, scene, state) -> set[str]:
+        kind, message = jobs.finish_edit(scene, state)
         self.report({kind}, message)
         return {"FINISHED"} if kind == "INFO" else {"CANCELLED"}
 
@@ -129,13 +129,14 @@ class Z2H_OT_run_edit(bpy.types.Operator):
             jobs.cancel_active()  # the next timer tick sees the cancelled state and finishes
             return {"RUNNING_MODAL"}
         if event.type == "TIMER":
-            state = jobs.poll_step(context.scene, job)
+            scene = jobs.active_scene(context.scene)  # the user may have switched scenes meanwhile
+            state = jobs.poll_step(scene, job)
             for area in context.screen.areas if context.screen else ():
                 if area.type == "VIEW_3D":
                     area.tag_redraw()
             if state.finished:
                 self._stop_timer(context)
-                return self._finish(context, state)
+                return self._finish(scene, state)
         return {"PASS_THROUGH"}
 
     def _stop_timer(self, context):
@@ -150,7 +151,7 @@ class Z2H_OT_run_edit(bpy.types.Operator):
         job = jobs.active_job()
         while not (state := jobs.poll_step(context.scene, job)).finished:
             time.sleep(TIMER_INTERVAL / 5)
-        return self._finish(context, state)
+        return self._finish(context.scene, state)
 
 
 class Z2H_OT_cancel(bpy.types.Operator):

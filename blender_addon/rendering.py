@@ -150,6 +150,6 @@ def edited_object(obj: bpy.types.Object, edit) -> Iterator[None]:
             if link == "OBJECT":
                 slot.material = mat
         if added_slot:
-            obj.data.materials.pop()
+            obj.data.materials.clear()  # pop() leaves the object with a stale slot (bpy 5.0)
         for copy in copies:
             bpy.data.materials.remove(copy)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "(raft_small or raft_large, matching the file)")
     p.add_argument("--raft-size", choices=("small", "large"), default="small",
                    help="which RAFT the weights are for (default: small)")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                   help="a method option, e.g. flow-dis-chained:preset=fast or z2h-zero:engine=diffusion "
+                        "(VALUE parsed as JSON when it can be; repeatable)")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
 
     p = sub.add_parser("table", help="paper-style table from RESULTS")
@@ -50,6 +55,22 @@ def _split(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
+def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["m:k=v", ...]`` -> ``{"m": {"k": v}}`` (v as JSON if it parses, else the string)."""
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        method, sep, rest = item.partition(":")
+        key, eq, value = rest.partition("=")
+        if not (sep and eq and method and key):
+            raise ValueError(f"--set {item!r}: expected METHOD:KEY=VALUE")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        options.setdefault(method, {})[key] = parsed
+    return options
+
+
 def _run(args: argparse.Namespace) -> int:
     from z2h.eval.runner import RunConfig, resolve_methods, run
 
@@ -60,6 +81,10 @@ def _run(args: argparse.Namespace) -> int:
         keep = f"flow-raft-{args.raft_size}"
         methods = [m for m in methods if not m.startswith("flow-raft") or m.startswith(keep)]
     options = {m: {"raft_weights": args.raft_weights} for m in methods if m.startswith("flow-raft")}
+    for method, opts in parse_options(args.set).items():
+        if method not in methods:
+            raise ValueError(f"--set names {method!r}, which is not among the methods run")
+        options.setdefault(method, {}).update(opts)
     config = RunConfig(bench=args.bench, out=args.out, methods=methods, videos=_split(args.videos),
                        jobs=max(1, args.jobs), protocol=args.protocol,
                        lpips=None if args.lpips == "none" else args.lpips, batch_size=args.batch_size,

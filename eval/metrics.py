@@ -3,7 +3,7 @@
 Definitions (both protocols):
 - PSNR: 10·log10(255² / MSE), MSE over H, W and RGB (= ``skimage.metrics.peak_signal_noise_ratio``
   with data_range=255). Masked: MSE = Σ m·e² / (3·Σ m).
-- SSIM: scikit-image's defaults, reproduced exactly: 7×7 uniform window, sample covariance
+- SSIM: scikit-image's defaults, reproduced to ~1e-15: 7×7 uniform window, sample covariance
   (N/(N-1)), K1=0.01, K2=0.03, data_range=255, filter borders mirrored (scipy "reflect"); the frame
   value is the mean of the map without its 3-pixel border, over R, G, B (= ``structural_similarity(...,
   channel_axis=-1, data_range=255)``). Masked: the full map (channel mean) averaged over the mask.
@@ -43,12 +43,10 @@ def protocol_note(protocol: str, lpips_net: str | None = "alex") -> str:
     )
 
 
-def _mse(pred: np.ndarray, gt: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    err = ((pred.astype(np.float64) - gt.astype(np.float64)) ** 2).sum(axis=-1)  # (B, H, W)
-    area = masks.sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        masked = (err * masks).sum(axis=(1, 2)) / (3.0 * area)
-    return err.mean(axis=(1, 2)) / 3.0, np.where(area > 0, masked, np.nan)
+def _sq_err(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Squared error summed over RGB, (T, H, W) float64."""
+    d = pred.astype(np.float64) - gt
+    return np.einsum("thwc,thwc->thw", d, d)
 
 
 def _psnr(mse: np.ndarray) -> np.ndarray:
@@ -58,27 +56,56 @@ def _psnr(mse: np.ndarray) -> np.ndarray:
 
 def psnr(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """PSNR (dB) per frame of (T, H, W, 3) uint8 batches, MAX=255; identical frames give inf."""
-    return _psnr(_mse(pred, gt, np.ones(pred.shape[:3], bool))[0])
+    return _psnr(_sq_err(pred, gt).mean(axis=(1, 2)) / 3.0)
+
+
+def _box_sums(v: np.ndarray) -> np.ndarray:
+    """7×7 window sums over the last two axes of an integer array already padded by 3 on each side."""
+    c = np.cumsum(v, axis=-2, dtype=v.dtype)
+    rows = c[..., SSIM_WIN - 1 :, :].copy()
+    rows[..., 1:, :] -= c[..., :-SSIM_WIN, :]
+    c = np.cumsum(rows, axis=-1, dtype=v.dtype)
+    out = c[..., SSIM_WIN - 1 :].copy()
+    out[..., 1:] -= c[..., :-SSIM_WIN]
+    return out
+
+
+def _ssim_frame(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Full SSIM map (3, H, W) of one (H, W, 3) uint8 pair, equal to scikit-image's.
+
+    Every window sum of x, y, x², y², xy is an integer, so they are computed exactly in integer
+    arithmetic, and so are N·Σxy − ΣxΣy etc. (no float cancellation); only the final ratio is float64.
+    One frame at a time keeps the arrays in cache, which is what makes this faster than skimage.
+    """
+    h, w, _ = pred.shape
+    pad = (SSIM_WIN - 1) // 2
+    # scipy's "reflect" mode (skimage's default) mirrors including the edge pixel: c b a | a b c
+    rows, cols = (np.r_[pad - 1 : -1 : -1, :n, n - 1 : n - 1 - pad : -1] for n in (h, w))
+    # int32 holds every sum below unless a row is ~4700 px long (cumulative sums of 7·255² per pixel)
+    dtype = np.int32 if max(h, w) + 2 * pad < 4700 else np.int64
+    x = pred.transpose(2, 0, 1)[:, rows][:, :, cols].astype(dtype)
+    y = gt.transpose(2, 0, 1)[:, rows][:, :, cols].astype(dtype)
+    sx, sy, sxx, syy, sxy = _box_sums(np.stack([x, y, x * x, y * y, x * y]))
+    n = SSIM_WIN**2
+    p = sx * sy
+    q = sx * sx + sy * sy
+    cov = n * sxy - p  # n²·covariance / cov_norm, exact
+    var = n * (sxx + syy) - q
+    cov_norm = n / (n - 1.0)  # sample covariance, as skimage's default
+    c1, c2 = (SSIM_K1 * DATA_RANGE * n) ** 2, (SSIM_K2 * DATA_RANGE * n) ** 2  # scaled by n² like the rest
+    p, q = p.astype(np.float64), q.astype(np.float64)
+    return ((2 * p + c1) * (2 * cov_norm * cov + c2)) / ((q + c1) * (cov_norm * var + c2))
 
 
 def ssim_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """scikit-image's full SSIM map, (T, H, W, 3) float64, computed for all frames and channels at once."""
-    from scipy.ndimage import uniform_filter
-
-    x, y = pred.astype(np.float64), gt.astype(np.float64)
-    # One filter call over the five local moments; size 1 leaves the stack, frame and channel axes alone.
-    moments = uniform_filter(np.stack([x, y, x * x, y * y, x * y]), size=(1, 1, SSIM_WIN, SSIM_WIN, 1))
-    ux, uy, uxx, uyy, uxy = moments
-    cov_norm = SSIM_WIN**2 / (SSIM_WIN**2 - 1.0)  # sample covariance, as skimage's default
-    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
-    c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
-    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    """scikit-image's full SSIM map (``full=True``) of (T, H, W, 3) uint8 batches, (T, H, W, 3) float64."""
+    return np.stack([_ssim_frame(p, g).transpose(1, 2, 0) for p, g in zip(pred, gt, strict=True)])
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """SSIM per frame, equal to skimage ``structural_similarity(p, g, channel_axis=-1, data_range=255)``."""
     pad = (SSIM_WIN - 1) // 2
-    return ssim_map(pred, gt)[:, pad:-pad, pad:-pad].mean(axis=(1, 2, 3))
+    return np.array([_ssim_frame(p, g)[:, pad:-pad, pad:-pad].mean() for p, g in zip(pred, gt, strict=True)])
 
 
 def _masked_mean(values: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -164,12 +191,13 @@ def frame_metrics(
         if protocol == "paper":
             p, g = _resize(p, PAPER_SIZE, "LANCZOS"), _resize(g, PAPER_SIZE, "LANCZOS")
             m = _resize(m.astype(np.uint8) * 255, PAPER_SIZE, "NEAREST") > 127
-        mse, mse_masked = _mse(p, g, m)
-        out["psnr"][s], out["psnr_masked"][s] = _psnr(mse), _psnr(mse_masked)
-        smap = ssim_map(p, g)
+        err = _sq_err(p, g)
+        out["psnr"][s] = _psnr(err.mean(axis=(1, 2)) / 3.0)
+        out["psnr_masked"][s] = _psnr(_masked_mean(err, m) / 3.0)
         pad = (SSIM_WIN - 1) // 2
-        out["ssim"][s] = smap[:, pad:-pad, pad:-pad].mean(axis=(1, 2, 3))
-        out["ssim_masked"][s] = _masked_mean(smap.mean(axis=-1), m)
+        smaps = [_ssim_frame(pi, gi) for pi, gi in zip(p, g, strict=True)]
+        out["ssim"][s] = [smap[:, pad:-pad, pad:-pad].mean() for smap in smaps]
+        out["ssim_masked"][s] = _masked_mean(np.stack([smap.mean(axis=0) for smap in smaps]), m)
         if model is not None:
             dist, dmap = lpips_distance(model, _to_tensor(p), _to_tensor(g))
             out["lpips"][s] = dist.double().numpy()

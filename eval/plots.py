@@ -29,16 +29,18 @@ def _label(metric: str) -> str:
     return metric if m is None else f"{m.label} {'↑' if m.higher_is_better else '↓'}"
 
 
-def _style(i: int) -> dict[str, Any]:
+def _style(i: int, method: str) -> dict[str, Any]:
+    """tab20 colours (neighbouring methods share a hue); occlusion-checked variants dashed."""
     from matplotlib import colormaps
 
-    return {"color": colormaps["tab20"](i % 20), "linestyle": ("-", "--", ":", "-.")[(i // 20) % 4],
+    return {"color": colormaps["tab20"](i % 20), "linestyle": "--" if method.endswith("-fb") else "-",
             "marker": "os^vD"[i % 5], "markersize": 3}
 
 
 def plot_vs_distance(df: Any, metric: str, path: Path) -> Path:
     """Metric against frame distance from the anchor (anchor excluded), one line per method."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     targets = df[~df["anchor"].astype(bool)]
     per_video = targets.groupby(["method", "distance", "video"])[metric].mean()
@@ -47,9 +49,10 @@ def plot_vs_distance(df: Any, metric: str, path: Path) -> Path:
     ax = fig.add_subplot()
     for i, method in enumerate(sorted(curves.index.get_level_values(0).unique())):
         c = curves.loc[method]
-        ax.plot(c.index, c.values, label=method, **_style(i))
+        ax.plot(c.index, c.values, label=method, **_style(i, method))
     ax.set(xlabel="frames from the anchor", ylabel=_label(metric),
            title=f"{_label(metric)} vs distance from the anchor")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)

@@ -16,6 +16,7 @@ from typing import Any
 MOTION_BINS = (0.03, 0.10)
 MOTION_LABELS = ("small", "medium", "large")
 DISTANCE_BINS = ((1, 2), (3, 5), (6, 10), (11, None))
+PSNR_CAP = 100.0  # identical frames have infinite PSNR; counted as this so that means stay finite
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ def load_results(results: str | Path) -> tuple[Any, dict[str, Any]]:
         df = pd.read_csv(results / "metrics.csv")
     except pd.errors.EmptyDataError:
         df = pd.DataFrame(columns=["method", "video", "frame", "anchor"])
+    for col in ("psnr", "psnr_masked"):
+        if col in df and (df[col] > PSNR_CAP).any():
+            df[col] = df[col].clip(upper=PSNR_CAP)
+            record["psnr_capped"] = True
     return df, record
 
 
@@ -149,6 +154,8 @@ def notes(df: Any, record: dict[str, Any], by: str | None) -> list[str]:
     out = [protocol[:1].upper() + protocol[1:] + ".",
            f"Mean over {df['video'].nunique() if len(df) else 0} videos of per-video means over "
            f"{len(targets)} non-anchor method-frames; the anchor frame is excluded (reported separately)."]
+    if record.get("psnr_capped"):
+        out.append(f"PSNR of frames equal to the ground truth (infinite) is counted as {PSNR_CAP:.0f} dB.")
     methods = record.get("methods", {})
     shown = sorted(set(df["method"])) if len(df) else []
     engines = [f"{n}: {methods[n]['engine']}" for n in shown if methods.get(n, {}).get("engine")]
@@ -177,7 +184,9 @@ def notes(df: Any, record: dict[str, Any], by: str | None) -> list[str]:
         failed = sorted(v for v, info in entry.get("videos", {}).items() if info.get("status") == "error")
         if failed:
             first = entry["videos"][failed[0]].get("error", "")
-            out.append(f"{n} FAILED on {', '.join(failed)} (means over its other videos): {first}.")
+            where = "every video (not in the table)" if n not in shown else \
+                f"{', '.join(failed)} (its means cover the other videos only)"
+            out.append(f"{n} FAILED on {where}: {first}.")
     return out
 
 

@@ -132,6 +132,10 @@ class Runner:
             raise FileExistsError(f"{self.out} is not empty and holds no run.json: pass a new or empty "
                                   "folder, or an earlier results folder")
         self.record: dict[str, Any] = _read_json(self.out / "run.json") or {"methods": {}}
+        bench = str(Path(config.bench).resolve())
+        if self.record.get("bench", bench) != bench:  # scores of two benchmarks must never mix
+            raise ValueError(f"{self.out} holds results of {self.record['bench']}, not {bench}: "
+                             "pass another --out")
         self.videos: dict[str, Video] = {}
         self.input_hash: dict[str, str] = {}
         self.methods: dict[str, Any] = {}
@@ -146,7 +150,11 @@ class Runner:
         return self.record["methods"].setdefault(method, {"videos": {}})
 
     def _set(self, method: str, video: str, **fields: Any) -> None:
-        self._entry(method)["videos"].setdefault(video, {}).update(fields)
+        """Update a method x video record; a new status starts it afresh (no stale error or timing)."""
+        videos = self._entry(method)["videos"]
+        if "status" in fields or video not in videos:
+            videos[video] = {}
+        videos[video].update(fields)
 
     def _error(self, method: str, video: str | None, stage: str, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"

@@ -111,3 +111,17 @@ def test_build_from_an_installed_wheel(tmp_path):
     from_wheel = set(zipfile.ZipFile(tmp_path / "dist" / f"z2h-{__version__}.zip").namelist())
     from_checkout = set(zipfile.ZipFile(addon_build.build(tmp_path / "checkout")).namelist())
     assert from_wheel == from_checkout
+
+
+def test_bundled_code_imports_nothing_from_the_z2h_package():
+    """Inside the zip there is no z2h package: the add-on and the benchmark copy import relatively
+    (bench.py's fallback to z2h.benchmark for a checkout is a guarded importlib call)."""
+    import ast
+
+    for folder in ("blender_addon", "benchmark"):
+        for src in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(src.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module or ""]
+                assert not any(n == "z2h" or n.startswith("z2h.") for n in names), f"{src}: imports {names}"

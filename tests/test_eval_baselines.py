@@ -85,8 +85,13 @@ def test_raft_runs_with_random_local_weights(tmp_path):
     weights = str(tmp_path / "raft_small.pth")
     method = get_method("flow-raft-small-direct-fb", raft_weights=weights, raft_iters=2)
     assert method.settings()["raft_sha256"] == est.sha256
-    with pytest.raises(ValueError, match="not a raft_large state dict"):
-        RAFT("large", tmp_path / "raft_small.pth").model()
+    state = torch.load(tmp_path / "raft_small.pth")
+    state.pop(next(iter(state)))
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match="broken.pth is not a raft_small state dict"):
+        RAFT("small", tmp_path / "broken.pth").model()
+    with pytest.raises(FileNotFoundError, match="RAFT weights file not found"):
+        RAFT("small", tmp_path / "missing.pth")
 
 
 def test_colormap_reproduces_a_global_recolour():

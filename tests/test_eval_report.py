@@ -2,6 +2,8 @@
 
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -64,7 +66,7 @@ def test_markdown_table_bolds_the_best_per_column_with_arrows_and_notes(results)
     assert "**0.5000**" in row_a and "**0.5000**" in row_b  # ties are both bold
     assert "20.00" in row_a or "**20.00**" in row_a  # masked PSNR (15 + 25) / 2
     assert "Protocol default" in md and "Engine: b: offline" in md and "a: OpenCV DIS preset MEDIUM" in md
-    assert "b FAILED on v3" in md and "boom" in md
+    assert "b FAILED on v3 (its means cover the other videos only): RuntimeError: boom" in md
     assert "Anchor frame" in md and "**99.00**" in md
 
 
@@ -130,3 +132,21 @@ def test_run_table_plot_through_the_cli(tmp_path, capsys):
     listing = capsys.readouterr().out
     assert "flow-tvl1-chained-fb" in listing and "z2h-zero" in listing and "needs --raft-weights" in listing
     assert main(["eval", "table", str(tmp_path / "nothing")]) == 1
+    # a method option changes the settings, so the method runs again with them
+    assert main(["eval", "run", str(bench), "--methods", "flow-dis-chained", "--out", str(out),
+                 "--lpips", "none", "--progress", "none", "--set", "flow-dis-chained:preset=fast"]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert "preset FAST" in record["methods"]["flow-dis-chained"]["source"]
+    assert record["methods"]["flow-dis-chained"]["videos"]["pan-left"]["status"] == "done"
+    assert main(["eval", "run", str(bench), "--out", str(out), "--set", "oops"]) == 1
+    assert "expected METHOD:KEY=VALUE" in capsys.readouterr().err
+
+
+def test_eval_help_does_not_import_torch():
+    code = ("import sys, contextlib, io\n"
+            "from z2h.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(['eval', 'run', '--help'])\n"
+            "print(sorted(m for m in ('torch', 'cv2', 'pandas', 'matplotlib') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -63,6 +63,15 @@ def test_data_loading_and_clear_errors(bench):
     write_image(bench / "pan-right" / "mask" / "0002.png", np.zeros((10, 64), np.uint8))
     with pytest.raises(ValueError, match="'pan-right': mask frame 2 is 64x10"):
         load_video(bench, "pan-right")
+    flow = bench / "pan-right" / "flow.npz"
+    np.savez(flow, forward=np.zeros((4, 48, 60, 2)), backward=np.zeros((4, 48, 64, 2)))
+    write_image(bench / "pan-right" / "mask" / "0002.png", np.zeros((48, 64), np.uint8))
+    with pytest.raises(ValueError, match=r"'pan-right': .*flow.npz 'forward' has shape \(4, 48, 60, 2\)"):
+        load_video(bench, "pan-right")
+    assert load_video(bench, "pan-right", with_flow=False).flow is None
+    (bench / "manifest.json").write_text(json.dumps({"format": "other", "version": 1, "videos": []}))
+    with pytest.raises(ValueError, match="expected format 'z2h-bench' version 1"):
+        list_videos(bench)
 
 
 def test_run_writes_frames_csv_record_and_scores_the_baselines(bench, tmp_path):
@@ -150,6 +159,10 @@ def test_method_groups_and_bad_output_folder(bench, tmp_path):
         run(config(bench, tmp_path / "busy", ["no-edit"]))
     with pytest.raises(ValueError, match="videos not in"):
         run(config(bench, tmp_path / "r", ["no-edit"], videos=["nope"]))
+    run(config(bench, tmp_path / "r", ["no-edit"], videos=["pan-left"]))
+    other = make_bench(tmp_path / "other")
+    with pytest.raises(ValueError, match="holds results of .*bench, not .*other"):
+        run(config(other, tmp_path / "r", ["no-edit"]))
 
 
 @pytest.mark.slow

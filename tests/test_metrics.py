@@ -36,7 +36,8 @@ def real_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
 def test_psnr_and_ssim_equal_scikit_image_on_random_and_real_images():
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (3, 37, 53, 3), dtype=np.uint8)
-    pairs = [(a[i], noisy(a[i], 40, i)) for i in range(3)] + real_pairs()
+    wide = rng.integers(0, 256, (9, 4800, 3), dtype=np.uint8)  # long rows: the int64 window sums
+    pairs = [(a[i], noisy(a[i], 40, i)) for i in range(3)] + real_pairs() + [(wide, noisy(wide, 20))]
     for pred, gt in pairs:
         ref_ssim = structural_similarity(pred, gt, channel_axis=-1, data_range=255)
         ref_psnr = peak_signal_noise_ratio(gt, pred, data_range=255)

@@ -7,7 +7,14 @@ import torch
 
 from z2h.models.sd import load_sd, save_tiny_sd
 
-torch.set_num_threads(1)  # 2 shared cores: two threads under load are ~100x slower on these tiny nets
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """2 shared cores: two torch threads under load ran these tiny nets ~50x slower than one."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +69,11 @@ def test_corrupt_weights_give_a_clear_error(tmp_path):
     (path / "unet" / "config.json").write_text("{not json")
     with pytest.raises(FileNotFoundError, match=r"could not load Stable Diffusion from .*--zero-model"):
         load_sd(path)
+
+
+def test_unknown_hub_id_fails_clearly(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network retries in tests
+    with pytest.raises(FileNotFoundError, match=r"no folder nowhere/sd21 and, as a hub id.*--zero-model"):
+        load_sd("nowhere/sd21")

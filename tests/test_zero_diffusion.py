@@ -25,7 +25,14 @@ from z2h.zero_stage.diffusion import DiffusionZeroStage, adain, working_size
 from z2h.zero_stage.dift import dift_features
 from z2h.zero_stage.inversion import ddim_denoise, ddim_invert
 
-torch.set_num_threads(1)  # 2 shared cores: two threads under load are ~100x slower on these tiny nets
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """2 shared cores: two torch threads under load ran these tiny nets ~50x slower than one."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 FAST = dict(steps=3, resolution=32, dift_ensemble=2)
 
@@ -367,3 +374,26 @@ def test_zero_stage_and_eval_method_run_the_diffusion_engine(tiny_path, video):
     assert out.shape == (2, 32, 32, 3) and out.dtype == np.uint8
     assert np.array_equal(out, again)  # seeded: same settings, same frames
     assert method.settings()["engine"] == "diffusion" and method.settings()["steps"] == FAST["steps"]
+
+
+def test_sd21_architecture_layers_and_grids_on_the_meta_device():
+    """The real SD 2.1-base U-Net shape (no weights: meta tensors, no compute) at 512 px: 9 attn1 layers
+    get processors, DIFT features are 32x32 and the layers' token counts are the engine's three grids."""
+    from diffusers import UNet2DConditionModel
+
+    from z2h.zero_stage.diffusion import attention_grids
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(sample_size=64, block_out_channels=(320, 640, 1280, 1280),
+                                    layers_per_block=2, cross_attention_dim=1024,
+                                    attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
+    grids = attention_grids(unet, (64, 64))
+    assert grids == [(16, 16), (32, 32), (64, 64)]
+    state = CrossImageState(t=1, mode="record_kv")
+    feats = []
+    unet.up_blocks[1].register_forward_hook(lambda m, a, o: feats.append(o))
+    with cross_image_attention(unet, state) as layers, torch.no_grad():
+        unet(torch.empty(1, 4, 64, 64, device="meta"), 1,
+             encoder_hidden_states=torch.empty(1, 77, 1024, device="meta"))
+    assert len(layers) == 9 and feats[0].shape == (1, 1280, 32, 32)  # DIFT grid = the middle grid
+    assert sorted(k.shape[2] for k, _ in state.kv.values()) == [256] * 3 + [1024] * 3 + [4096] * 3

@@ -54,7 +54,7 @@ FAKE_EDIT = textwrap.dedent(
         if stop:
             emit(event="cancelled", out=args.out, partial=True)
             sys.exit(130)
-        time.sleep(0.05 if mode == "slow" else 0.0)
+        time.sleep(0.05 if mode == "slow" else 0.1)  # slow enough for a 20 ms poll to see every stage
         emit(event="progress", stage="zero", step=i + 1, total=steps, message="")
     ref = read_png(args.reference)
     os.makedirs(os.path.join(args.out, "frames"))
@@ -415,6 +415,8 @@ def test_export_spec_rebuilds_the_same_motion(addon, tmp_path):
     scene, box = make_scene(tmp_path)
     path = tmp_path / "box.toml"
     assert bpy.ops.z2h.export_spec(filepath=str(path)) == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="already exists"):  # never overwritten silently
+        bpy.ops.z2h.export_spec(filepath=str(path))
     text = path.read_text()
     assert "# Approximation: Box: mesh 'Box' is not a spec shape" in text
     spec = load_spec(path)
@@ -440,5 +442,180 @@ def test_export_spec_rebuilds_the_same_motion(addon, tmp_path):
         diff = np.abs(np.array(built.camera.matrix_world) - np.array(cam_matrix)).max()
         assert diff < 1e-4
 
-    with pytest.raises(RuntimeError, match="already exists"):
-        bpy.ops.z2h.export_spec(filepath=str(path))
+
+# ------------------------------------------------------------------ UI code, driven without a window
+class _Event:
+    def __init__(self, type_: str, value: str = "NOTHING"):
+        self.type, self.value = type_, value
+
+
+class _ModalStandIn:
+    """The operator's methods on a plain object: modal() cannot be reached through bpy.ops headless."""
+
+    def __init__(self):
+        from z2h.blender_addon.operators import Z2H_OT_run_edit
+
+        self.cls, self._timer, self.reports = Z2H_OT_run_edit, None, []
+
+    def report(self, kind, message):
+        self.reports.append((sorted(kind)[0], message))
+
+    def __getattr__(self, name):
+        return getattr(self.cls, name).__get__(self)
+
+    def modal(self, context, event):
+        return self.cls.modal(self, context, event)
+
+
+def test_modal_handler_polls_until_done_and_loads_the_result(fake_backend, tmp_path):
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path)
+    jobs.start_edit(bpy.context)
+    op = _ModalStandIn()
+    assert op.modal(bpy.context, _Event("MOUSEMOVE")) == {"PASS_THROUGH"}  # the user keeps working
+    deadline = time.monotonic() + 30
+    while (result := op.modal(bpy.context, _Event("TIMER"))) == {"PASS_THROUGH"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert result == {"FINISHED"} and op.reports[-1][0] == "INFO"
+    assert scene.z2h.job_progress == 1.0 and "Z2H Box" in bpy.data.scenes
+
+
+def test_modal_handler_cancels_on_escape(fake_backend, tmp_path, monkeypatch):
+    from z2h.blender_addon import jobs
+
+    monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
+    scene, _ = make_scene(tmp_path)
+    job = jobs.start_edit(bpy.context)
+    op = _ModalStandIn()
+    while jobs.poll_step(scene, job).step < 1:
+        time.sleep(0.02)
+    assert op.modal(bpy.context, _Event("ESC", "PRESS")) == {"RUNNING_MODAL"}
+    deadline = time.monotonic() + 10
+    while (result := op.modal(bpy.context, _Event("TIMER"))) == {"PASS_THROUGH"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert result == {"CANCELLED"} and op.reports[-1] == ("WARNING", "z2h: edit cancelled")
+    assert not job.group_alive() and jobs.active_job() is None
+
+
+class _Layout:
+    """Records what a panel draws; checks that every drawn property exists."""
+
+    def __init__(self, log):
+        self.log, self.active = log, True
+
+    def prop(self, data, name, **kw):
+        assert name in data.bl_rna.properties, name
+        self.log.append(("prop", name))
+
+    def operator(self, idname, **kw):
+        module, name = idname.split(".")
+        assert getattr(getattr(bpy.ops, module), name).idname()  # a registered operator
+        self.log.append(("operator", idname))
+
+    def label(self, text="", **kw):
+        self.log.append(("label", text))
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.log.append(("progress", round(factor, 3), text))
+
+    def row(self, **kw):
+        return self
+
+    def column(self, **kw):
+        return self
+
+
+def _draw(panel_cls):
+    log = []
+    stand_in = type("P", (), {"layout": _Layout(log)})()
+    panel_cls.draw(stand_in, bpy.context)
+    return log
+
+
+def test_panels_draw_settings_progress_and_cancel(fake_backend, tmp_path, monkeypatch, prefs):
+    from z2h.blender_addon import jobs
+    from z2h.blender_addon.panels import Z2H_PT_benchmark, Z2H_PT_edit
+
+    scene, _ = make_scene(tmp_path)
+    bench = _draw(Z2H_PT_benchmark)
+    assert ("operator", "z2h.render_pair") in bench and ("operator", "z2h.export_spec") in bench
+    assert ("label", "Object: Box") in bench and ("prop", "color") in bench
+    idle = _draw(Z2H_PT_edit)
+    assert ("label", "Anchor: frame 2") in idle and ("operator", "z2h.run_edit") in idle
+    assert not any(entry[0] == "progress" for entry in idle)
+
+    monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
+    job = jobs.start_edit(bpy.context)
+    while jobs.poll_step(scene, job).step < 4:
+        time.sleep(0.02)
+    running = _draw(Z2H_PT_edit)
+    bar = next(entry for entry in running if entry[0] == "progress")
+    assert bar[1] == pytest.approx(scene.z2h.job_progress) and bar[1] > 0 and bar[2].startswith("zero: ")
+    assert ("operator", "z2h.cancel") in running and ("operator", "z2h.run_edit") not in running
+    jobs.cancel_active(wait=True)
+    jobs.finish_edit(scene, _wait(job)[0])
+    assert ("label", "cancelled") in _draw(Z2H_PT_edit)
+
+    prefs_log = []
+    delegate = {"layout": _Layout(prefs_log), "__getattr__": lambda self, n: getattr(prefs, n)}
+    stand_in = type("P", (), delegate)()
+    type(prefs).draw(stand_in, bpy.context)
+    assert ("operator", "z2h.check_backend") in prefs_log and ("prop", "backend_python") in prefs_log
+
+
+def test_recolour_touches_only_the_object_and_restores_everything(addon, tmp_path):
+    from z2h.blender_addon import rendering
+
+    scene, box = make_scene(tmp_path)
+    twin = box.copy()  # shares the mesh and so its (mesh-linked) material
+    scene.collection.objects.link(twin)
+    bare = bpy.data.objects.new("Bare", bpy.data.meshes.new("Bare"))
+    scene.collection.objects.link(bare)
+    n_materials = len(bpy.data.materials)
+    edit = rendering.make_edit(box, scene.z2h)
+    with rendering.edited_object(box, edit), rendering.edited_object(bare, edit):
+        inside = box.material_slots[0].material
+        assert inside.name != "BoxMat" and box.material_slots[0].link == "OBJECT"
+        assert tuple(inside.diffuse_color)[:3] == pytest.approx((0.1, 0.2, 0.9))
+        assert twin.material_slots[0].material.name == "BoxMat"
+        assert tuple(bpy.data.materials["BoxMat"].diffuse_color)[:3] == pytest.approx((0.8, 0.1, 0.1))
+        assert len(bare.material_slots) == 1
+    assert box.material_slots[0].link == "DATA" and box.material_slots[0].material.name == "BoxMat"
+    assert len(bare.material_slots) == 0 and len(bpy.data.materials) == n_materials
+
+    before = scene.render.resolution_x
+    with pytest.raises(KeyError), rendering.overridden(scene, [("render.resolution_x", 7)]):
+        assert scene.render.resolution_x == 7
+        raise KeyError("a failing render")
+    assert scene.render.resolution_x == before != 7
+
+
+@pytest.mark.slow
+def test_run_edit_with_the_real_backend(prefs, tmp_path):
+    """The whole path with the real `python -m z2h edit` (offline engine) from the backend venv."""
+    import subprocess
+
+    from z2h.blender_addon import jobs
+
+    python = ROOT / ".venv" / "bin" / "python"
+    if not python.exists() or subprocess.run([str(python), "-c", "import z2h.edit_cli"],
+                                             capture_output=True).returncode:
+        pytest.skip("the backend venv or `z2h edit` is not available")
+    prefs.backend_python, prefs.cache_dir, prefs.engine = str(python), str(tmp_path / "cache"), "offline"
+    try:
+        scene, _ = make_scene(tmp_path)
+        job = jobs.start_edit(bpy.context)
+        state, states = _wait(job, timeout=600)
+        assert state.status == "done", (state.message, job.stderr_tail[-2000:])
+        assert len({stage for stage, _ in states if stage}) >= 2  # the bar followed several stages
+        kind, message = jobs.finish_edit(scene, state)
+        assert kind == "INFO", message
+        strip = bpy.data.scenes["Z2H Box"].sequence_editor.strips["Z2H Box"]
+        assert len(strip.elements) == 3
+        out = Path(scene.z2h.result_dir)
+        assert read_header(out / "frames" / "0000.png")[:2] == (32, 32)
+    finally:
+        prefs.backend_python = prefs.cache_dir = ""

@@ -5,7 +5,6 @@ import zlib
 
 import numpy as np
 import pytest
-
 from z2h.benchmark.check import check_benchmark
 from z2h.benchmark.manifest import write_manifest
 from z2h.benchmark.png import PNGError, encode_png, read_png, write_png
@@ -74,13 +73,23 @@ def make_bench(root, frames=3, size=(8, 6), anchor=1):
                 write_png(d / kind / f"{i:04d}.png", m)
             else:
                 write_png(d / kind / f"{i:04d}.png", np.full((h, w, 3), 10 * i, np.uint8))
-    meta = {"name": "vid", "frames": frames, "anchor": anchor, "resolution": [w, h], "fps": 24,
-            "edit": {"object": "a", "kind": "color"},
-            "per_frame": [{"frame": i, "displacement_px": 0.0, "rotation_deg": 0.0, "mask_area": 4}
-                          for i in range(frames)]}
+    meta = {
+        "name": "vid",
+        "frames": frames,
+        "anchor": anchor,
+        "resolution": [w, h],
+        "fps": 24,
+        "edit": {"object": "a", "kind": "color"},
+        "per_frame": [
+            {"frame": i, "displacement_px": 0.0, "rotation_deg": 0.0, "mask_area": 4} for i in range(frames)
+        ],
+    }
     (d / "meta.json").write_text(json.dumps(meta))
-    np.savez(d / "flow.npz", forward=np.zeros((frames - 1, h, w, 2), np.float16),
-             backward=np.zeros((frames - 1, h, w, 2), np.float16))
+    np.savez(
+        d / "flow.npz",
+        forward=np.zeros((frames - 1, h, w, 2), np.float16),
+        backward=np.zeros((frames - 1, h, w, 2), np.float16),
+    )
     write_manifest(root, {"resolution": [w, h]})
     return d
 
@@ -118,3 +127,11 @@ def test_check_manifest_consistency(tmp_path):
     assert any("gone: listed in manifest.json but missing" in e for e in errors)
     (tmp_path / "manifest.json").write_text(json.dumps({**m, "version": 9}))
     assert "version 9" in check_benchmark(tmp_path)[0][0]
+
+
+def test_check_reports_truncated_frame(tmp_path):
+    d = make_bench(tmp_path)
+    p = d / "original" / "0001.png"
+    p.write_bytes(p.read_bytes()[:-20])  # what a killed non-atomic writer would leave
+    errors, _ = check_benchmark(tmp_path)
+    assert errors == [f"{p}: truncated (no IEND chunk)"]

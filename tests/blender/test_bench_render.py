@@ -11,28 +11,62 @@ bpy = pytest.importorskip("bpy")
 from z2h.benchmark.png import read_png  # noqa: E402
 from z2h.benchmark.render import _dilate, render_pair  # noqa: E402
 from z2h.benchmark.scene import build_scene  # noqa: E402
-from z2h.benchmark.spec import Edit, spec_from_dict  # noqa: E402
+from z2h.benchmark.spec import spec_from_dict  # noqa: E402
 
 SPEC = {
-    "name": "tiny", "frames": 3, "resolution": [32, 32],
+    "name": "tiny",
+    "frames": 3,
+    "resolution": [32, 32],
     "camera": {"location": [0, -6, 2.5], "target": [0, 0, 0.5], "lens": 35},
     "world": {"color": [0.3, 0.3, 0.35]},
     "objects": [
-        {"name": "floor", "shape": "plane", "scale": [10, 10, 1], "material": {"base_color": [0.5, 0.5, 0.5]}},
-        {"name": "hero", "shape": "cube", "location": [-0.8, 0, 0.5], "smooth": False,
-         "material": {"base_color": [0.8, 0.1, 0.1]},
-         "keys": [{"frame": 0}, {"frame": 2, "location": [0.4, 0, 0.5], "rotation": [0, 0, 60]}]},
-        {"name": "twin", "shape": "uv_sphere", "location": [1.4, 0.8, 0.5], "material": {"base_color": [0.8, 0.1, 0.1]}},
+        {
+            "name": "floor",
+            "shape": "plane",
+            "scale": [10, 10, 1],
+            "material": {"base_color": [0.5, 0.5, 0.5]},
+        },
+        {
+            "name": "hero",
+            "shape": "cube",
+            "location": [-0.8, 0, 0.5],
+            "smooth": False,
+            "material": {"base_color": [0.8, 0.1, 0.1]},
+            "keys": [{"frame": 0}, {"frame": 2, "location": [0.4, 0, 0.5], "rotation": [0, 0, 60]}],
+        },
+        {
+            "name": "twin",
+            "shape": "uv_sphere",
+            "location": [1.4, 0.8, 0.5],
+            "material": {"base_color": [0.8, 0.1, 0.1]},
+        },
     ],
     "edit": {"object": "hero", "kind": "color", "color": [0.1, 0.3, 0.9]},
 }
+
+
+def _state(scene) -> tuple:
+    r = scene.render
+    return (
+        r.engine,
+        r.filepath,
+        r.resolution_x,
+        r.film_transparent,
+        r.image_settings.color_mode,
+        scene.display.shading.light,
+        scene.frame_current,
+        scene.cycles.samples,
+    )
 
 
 def render(out: Path, **kw) -> dict:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     spec = spec_from_dict(SPEC, "tiny")
     scene, name = build_scene(spec, bpy.context.scene)
-    return render_pair(scene, name, spec.edit, out, engine="cycles", samples=2, anchor=0, **kw)
+    before = _state(scene)
+    meta = render_pair(scene, name, spec.edit, out, engine="cycles", samples=2, anchor=0, **kw)
+    assert _state(scene) == before  # render_pair puts back what it changed
+    return meta
 
 
 def frames(out: Path, kind: str) -> np.ndarray:
@@ -55,7 +89,9 @@ def test_outputs_and_meta(rendered):
     # The cube moves right: displacement grows with time; rotation angles are the keyed 0/30/60 deg.
     assert 0 < pf[1]["displacement_px"] < pf[2]["displacement_px"]
     assert [round(p["rotation_deg"]) for p in pf] == [0, 30, 60]
-    assert all(p["mask_area"] == int((m > 127).sum()) > 0 for p, m in zip(pf, frames(out, "mask"), strict=True))
+    assert all(
+        p["mask_area"] == int((m > 127).sum()) > 0 for p, m in zip(pf, frames(out, "mask"), strict=True)
+    )
     assert not list(out.rglob(".*tmp*"))  # no temporary files left
 
 
@@ -80,9 +116,6 @@ def test_same_spec_same_pixels_and_scene_restored(rendered, tmp_path):
     render(again)
     for kind in ("original", "edited", "mask"):
         assert np.array_equal(frames(out, kind), frames(again, kind)), kind
-    scene = bpy.context.scene
-    # render_pair puts back what it changed
-    assert scene.render.engine != "CYCLES" or scene.cycles.samples != 2
     assert bpy.data.objects["hero"].material_slots[0].material.name == "hero"
     assert bpy.data.objects["hero"].visible_diffuse and tuple(bpy.data.objects["twin"].color) == (1, 1, 1, 1)
     assert not [m for m in bpy.data.materials if "z2h" in m.name]
@@ -126,8 +159,15 @@ def test_render_pair_on_a_live_scene_with_shared_material(tmp_path):
     scene.collection.objects.link(cam)
     scene.camera = cam
     scene.frame_start, scene.frame_end = 1, 2
-    meta = render_pair(scene, "A", Edit(object="A", kind="color", color=(0, 0, 1)), tmp_path / "v",
-                       resolution=(24, 24), engine="workbench", samples=1)
+    meta = render_pair(
+        scene,
+        "A",
+        {"kind": "color", "color": [0, 0, 1]},
+        tmp_path / "v",
+        resolution=(24, 24),
+        engine="workbench",
+        samples=1,
+    )
     a, b = frames(tmp_path / "v", "original").astype(int), frames(tmp_path / "v", "edited").astype(int)
     mask = frames(tmp_path / "v", "mask") > 127
     changed = np.abs(a - b).max(-1) > 20
@@ -139,12 +179,24 @@ def test_render_pair_on_a_live_scene_with_shared_material(tmp_path):
 def test_flow_matches_known_translation(tmp_path):
     """The vector pass convention: an orthographic view of a cube moving +x, +y."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    spec = spec_from_dict({
-        "frames": 3, "resolution": [32, 32], "world": {"color": [0.2, 0.2, 0.2]},
-        "camera": {"location": [0, 0, 10], "target": [0, 0, 0]},
-        "objects": [{"name": "c", "shape": "cube", "smooth": False,
-                     "keys": [{"frame": 0, "location": [-1, 0, 0]}, {"frame": 2, "location": [1, 1, 0]}]}],
-        "edit": {"object": "c", "kind": "color", "color": [0, 0, 1]}}, "flowtest")
+    spec = spec_from_dict(
+        {
+            "frames": 3,
+            "resolution": [32, 32],
+            "world": {"color": [0.2, 0.2, 0.2]},
+            "camera": {"location": [0, 0, 10], "target": [0, 0, 0]},
+            "objects": [
+                {
+                    "name": "c",
+                    "shape": "cube",
+                    "smooth": False,
+                    "keys": [{"frame": 0, "location": [-1, 0, 0]}, {"frame": 2, "location": [1, 1, 0]}],
+                }
+            ],
+            "edit": {"object": "c", "kind": "color", "color": [0, 0, 1]},
+        },
+        "flowtest",
+    )
     scene, name = build_scene(spec, bpy.context.scene)
     cam = scene.camera
     cam.constraints.clear()

@@ -3,7 +3,6 @@
 import tomllib
 
 import pytest
-
 from z2h.benchmark.generate import generate, random_spec
 from z2h.benchmark.spec import SpecError, dumps_spec, load_spec, retime, spec_from_dict
 
@@ -40,16 +39,23 @@ def test_valid_spec_defaults(tmp_path):
     assert s.objects[1].keys[0].location == (1.0, 0.0, 0.0) and s.objects[1].keys[0].rotation is None
 
 
-@pytest.mark.parametrize("old, new, field", [
-    ("base_color = [0.8, 0.1, 0.1]", "base_color = [0.8, 2, 0.1]", "objects[0].material.base_color: expected 3 or 4"),
-    ('shape = "uv_sphere"', 'shape = "blob"', "objects[1].shape: expected one of"),
-    ("frame = 3", "frame = 4", "objects[1].keys[0].frame: expected an integer in 0..3"),
-    ('object = "a"', 'object = "zz"', "edit.object: no object named 'zz'"),
-    ("frames = 4", "frames = 4\nanchor = 9", "anchor: expected an integer in 0..3"),
-    ('kind = "color"', 'kind = "color"\ncolour = 1', "edit.colour: unknown field"),
-    ("color = [0.1, 0.2, 0.9]", "", "edit.color: a colour edit needs"),
-    ('name = "b"', 'name = "a"', "objects[1].name: duplicate object name"),
-])
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        (
+            "base_color = [0.8, 0.1, 0.1]",
+            "base_color = [0.8, 2, 0.1]",
+            "objects[0].material.base_color: expected 3 or 4",
+        ),
+        ('shape = "uv_sphere"', 'shape = "blob"', "objects[1].shape: expected one of"),
+        ("frame = 3", "frame = 4", "objects[1].keys[0].frame: expected an integer in 0..3"),
+        ('object = "a"', 'object = "zz"', "edit.object: no object named 'zz'"),
+        ("frames = 4", "frames = 4\nanchor = 9", "anchor: expected an integer in 0..3"),
+        ('kind = "color"', 'kind = "color"\ncolour = 1', "edit.colour: unknown field"),
+        ("color = [0.1, 0.2, 0.9]", "", "edit.color: a colour edit needs"),
+        ('name = "b"', 'name = "a"', "objects[1].name: duplicate object name"),
+    ],
+)
 def test_errors_name_file_and_field(tmp_path, old, new, field):
     assert old in TINY
     path = write(tmp_path, TINY.replace(old, new, 1))

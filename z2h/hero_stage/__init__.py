@@ -34,9 +34,12 @@ class HeroConfig:
     pseudo_pairs: int = 8  # warped copies of the anchor pair (0 = the paper's single triplet only)
     width: int = 32
     blocks: int = 2
+    kernel: int = 3
+    context: bool = True
     crop: int = 64
     batch: int = 8
     lr: float = 2e-3
+    loss: str = "l2"  # "l2" or "l1"
     # diffusion engine (reference settings of the paper's code)
     hero_model: str | None = None  # local folder or hub id of the FLUX weights
     lora_rank: int = 128

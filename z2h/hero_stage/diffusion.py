@@ -268,15 +268,14 @@ class DiffusionHeroStage:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         g = torch.Generator(self.device).manual_seed(self.cfg.seed)
 
+        batch = (conds, cond_ids, x0, img_ids)
+        before = self._fixed_loss(*batch)
         losses: list[float] = []
         start = time.monotonic()
         for step in range(self.cfg.steps):
             t = torch.sigmoid(torch.randn(1, generator=g, device=self.device))
             noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
-            xt = (1 - t) * x0 + t * noise
-            kv = self._record(conds, cond_ids)
-            pred = self._predict(xt, t, img_ids, kv)
-            loss = torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
+            loss = self._loss(*batch, t, noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -295,10 +294,44 @@ class DiffusionHeroStage:
             "engine": "diffusion",
             "steps": len(losses),
             "losses": losses,
+            "anchor_loss_before": before,
+            "anchor_loss_after": self._fixed_loss(*batch),
             "seconds": time.monotonic() - start,
             "stopped_early": len(losses) < self.cfg.steps,
             "resolution": list(size),
         }
+
+    def _loss(self, conds: list[Any], cond_ids: Any, x0: Any, img_ids: Any, t: Any, noise: Any) -> Any:
+        """Rectified-flow loss: x_t = (1 - t) x0 + t noise, target noise - x0."""
+        import torch
+
+        xt = (1 - t) * x0 + t * noise
+        pred = self._predict(xt, t, img_ids, self._record(conds, cond_ids))
+        return torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
+
+    def _fixed_loss(self, conds: list[Any], cond_ids: Any, x0: Any, img_ids: Any, n: int = 8) -> float:
+        """Mean loss over ``n`` fixed (t, noise) draws: a low-variance before/after measure of training."""
+        import torch
+
+        g = torch.Generator(self.device).manual_seed(12345)
+        total = 0.0
+        with torch.no_grad():
+            for i in range(n):
+                t = torch.tensor([(i + 0.5) / n], device=self.device)
+                noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
+                total += float(self._loss(conds, cond_ids, x0, img_ids, t, noise))
+        return total / n
+
+    def anchor_loss(self, zero: np.ndarray, orig: np.ndarray, target: np.ndarray, n: int = 8) -> float:
+        """Flow-matching loss of ``target`` given the conditions, over ``n`` fixed (t, noise) draws."""
+        from z2h.models.flux import latent_ids
+
+        if self.router is None:
+            raise RuntimeError("the diffusion Hero-Stage has no adapters: call fit() or load_adapters() first")
+        f = self.parts.vae_scale_factor
+        conds, cond_ids, size = self._conditions(zero, orig)
+        x0 = self._encode(target[None], size)
+        return self._fixed_loss(conds, cond_ids, x0, latent_ids(size[0] // f, size[1] // f, device=self.device), n)
 
     def restore(
         self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None

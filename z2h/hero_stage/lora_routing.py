@@ -123,11 +123,15 @@ def _left_pad(m: Any, n: int) -> Any:
 
 def add_condition_adapters(transformer: Any, names: list[str], rank: int, alpha: float) -> TokenRouter:
     """Add one fresh LoRA per condition (q/k/v/out) to ``transformer`` and route them per token."""
+    import warnings
+
     from peft import LoraConfig
 
     for name in names:
         cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=LORA_TARGETS)
-        transformer.add_adapter(cfg, adapter_name=name)
+        with warnings.catch_warnings():  # several adapters on one model is the point here
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            transformer.add_adapter(cfg, adapter_name=name)
     router = TokenRouter(transformer, names)
     router.activate()
     router.attach()
@@ -148,7 +152,9 @@ def load_condition_adapters(transformer: Any, directory: str | Path) -> tuple[To
         weights = directory / name / WEIGHT_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: adapter {name!r} listed in {info_file} has no weights")
-        transformer.load_lora_adapter(str(directory / name), adapter_name=name, weight_name=WEIGHT_NAME)
+        transformer.load_lora_adapter(
+            str(directory / name), adapter_name=name, weight_name=WEIGHT_NAME, prefix=None
+        )
     router = TokenRouter(transformer, names)
     router.activate()
     router.attach()

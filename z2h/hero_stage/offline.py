@@ -102,7 +102,8 @@ class OfflineHeroStage:
         data = _to_tensor(np.concatenate([cond1, cond2, target], axis=-1))  # (N, 9, H, W)
         n, _, h, w = data.shape
         crop_h, crop_w = min(cfg.crop, h), min(cfg.crop, w)
-        model = Restorer(RestorerConfig(conditions=cfg.mode, width=cfg.width, blocks=cfg.blocks))
+        model = Restorer(RestorerConfig(
+            conditions=cfg.mode, width=cfg.width, blocks=cfg.blocks, kernel=cfg.kernel, context=cfg.context))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
@@ -114,7 +115,8 @@ class OfflineHeroStage:
             for step in range(1, cfg.steps + 1):
                 batch = torch.stack([_random_crop(data, rng, crop_h, crop_w) for _ in range(cfg.batch)])
                 c1, c2, tgt = batch[:, :3], batch[:, 3:6], batch[:, 6:]
-                loss = F.l1_loss(model(c1, c2), tgt)
+                pred = model(c1, c2)
+                loss = F.mse_loss(pred, tgt) if cfg.loss == "l2" else F.l1_loss(pred, tgt)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

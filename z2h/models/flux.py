@@ -125,7 +125,7 @@ def _source(model: str | Path | None) -> tuple[str, bool]:
         missing = [sub for sub in ("transformer", "vae", "scheduler") if not (p / sub).is_dir()]
         if missing:
             raise MissingWeightsError(
-                f"--hero-model {p}: folder lacks {', '.join(missing)}/ (expected the diffusers FLUX layout: "
+                f"--hero-model {p}: folder lacks {', '.join(m + '/' for m in missing)} (expected the diffusers FLUX layout: "
                 "transformer/, vae/, scheduler/ and text encoders or prompt_embeds.safetensors)"
             )
         return str(p), True

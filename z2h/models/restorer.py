@@ -24,6 +24,8 @@ class RestorerConfig:
     conditions: int = 2
     width: int = 32
     blocks: int = 2  # residual blocks per scale
+    kernel: int = 3  # body convolutions: 3 (spatial) or 1 (per-pixel MLP, far cheaper)
+    context: bool = True  # add the half-resolution level
 
     def __post_init__(self) -> None:
         if self.conditions not in (1, 2):
@@ -33,10 +35,10 @@ class RestorerConfig:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, kernel: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv1 = nn.Conv2d(ch, ch, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv2d(ch, ch, kernel, padding=kernel // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.relu(self.conv1(x)))
@@ -62,11 +64,13 @@ class Restorer(nn.Module):
         self.config = config = config or RestorerConfig()
         w = config.width
         self.branches = nn.ModuleList(ConditionBranch(w) for _ in range(config.conditions))
-        self.full = nn.Sequential(*(ResBlock(w) for _ in range(config.blocks)))
-        self.down = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)
-        self.low = nn.Sequential(*(ResBlock(2 * w) for _ in range(config.blocks)))
-        self.up = nn.Conv2d(2 * w, w, 3, padding=1)
-        self.fuse = ResBlock(w)
+        k = config.kernel
+        self.full = nn.Sequential(*(ResBlock(w, k) for _ in range(config.blocks)))
+        if config.context:
+            self.down = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)
+            self.low = nn.Sequential(*(ResBlock(2 * w, k) for _ in range(config.blocks)))
+            self.up = nn.Conv2d(2 * w, w, k, padding=k // 2)
+        self.fuse = ResBlock(w, k)
         self.head = nn.Conv2d(w, 3, 3, padding=1)
         # Start as the identity on condition 1: training begins from the Zero-Stage output, not from noise.
         nn.init.zeros_(self.head.weight)
@@ -79,10 +83,10 @@ class Restorer(nn.Module):
                 raise ValueError("a Mode 2 restorer needs condition 2 (the original frame)")
             x = x + self.branches[1](cond2)
         x = self.full(F.relu(x))
-        h, w = x.shape[-2:]
-        y = self.low(F.relu(self.down(x)))
-        y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-        x = self.fuse(x + self.up(y))
+        if self.config.context:
+            y = self.low(F.relu(self.down(x)))
+            x = x + self.up(F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        x = self.fuse(x)
         return cond1 + self.head(F.relu(x))
 
     def save(self, path: str) -> None:

@@ -74,32 +74,43 @@ def load_sd(
     else:
         raise FileNotFoundError(f"Stable Diffusion weights not found at {path}: {HINT}")
 
-    device = torch.device(device)
-    kw = dict(local_files_only=local)
+    def load(offline: bool) -> tuple[Any, Any, Any]:
+        kw = dict(local_files_only=offline)
+        return (UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **kw),
+                AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **kw),
+                DDIMScheduler.from_pretrained(source, subfolder="scheduler", **kw))
+
+    offline = True  # a hub id: the local cache first, the network only when it is not there
     try:
-        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **kw)
-        vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **kw)
-        scheduler = DDIMScheduler.from_pretrained(source, subfolder="scheduler", **kw)
+        try:
+            unet, vae, scheduler = load(True)
+        except OSError:
+            if local:
+                raise
+            offline = False
+            unet, vae, scheduler = load(False)
     except (OSError, ValueError) as e:
-        raise FileNotFoundError(f"could not load Stable Diffusion from {source!r} ({e}): {HINT}") from e
+        where = "" if local else f"no folder {path} and, as a hub id, "
+        raise FileNotFoundError(f"could not load Stable Diffusion from {source!r}: {where}{e}: {HINT}") from e
+    device = torch.device(device)
     unet.to(device).eval().requires_grad_(False)
     vae.to(device).eval().requires_grad_(False)
-    embeds = _empty_prompt(source, local, unet.config.cross_attention_dim)
+    embeds = _empty_prompt(source, offline, unet.config.cross_attention_dim)
     return SDParts(unet, vae, scheduler, embeds.to(device, dtype), device, dtype)
 
 
-def _empty_prompt(source: str, local: bool, dim: int) -> torch.Tensor:
-    """Text-encoder output for "" (1, 77, dim); zeros with a warning when the folder has no encoder."""
+def _empty_prompt(source: str, offline: bool, dim: int) -> torch.Tensor:
+    """Text-encoder output for "" (1, 77, dim); zeros with a warning when the weights have no encoder."""
     root = Path(source)
-    if local and not ((root / "text_encoder").is_dir() and (root / "tokenizer").is_dir()):
+    if root.is_dir() and not ((root / "text_encoder").is_dir() and (root / "tokenizer").is_dir()):
         warnings.warn(f"{source} has no text_encoder/ + tokenizer/: using zero empty-prompt embeddings "
                       "(results differ from the real empty prompt)", stacklevel=3)
         return torch.zeros(1, 77, dim)
     from transformers import AutoTokenizer, CLIPTextModel
 
     try:
-        tok = AutoTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=local)
-        enc = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", local_files_only=local)
+        tok = AutoTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=offline)
+        enc = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", local_files_only=offline)
     except (OSError, ValueError) as e:
         raise FileNotFoundError(f"could not load the text encoder/tokenizer of {source!r} ({e}): "
                                 f"{HINT}") from e

@@ -31,6 +31,7 @@ class ZeroStageConfig:
     layers: tuple[str, ...] = ("relu3_3", "relu4_3")
     work_size: int = 256  # longer side the frames are resized to for matching
     feature_stride: int = 4  # token grid = work size / stride (64 x 64 for 256 px)
+    feature_dim: int | None = 128  # VGG tokens projected on the anchor's top principal directions
     colour_weight: float = 20.0  # λ in score = mean cosine(VGG) - λ·‖ΔLab / 100‖²
     transfer: str = "ratio"  # ratio: linear-RGB gain; residual: sRGB offset; copy: reference colour
     batch_size: int = 8
@@ -58,7 +59,7 @@ class ZeroStageConfig:
         """The fields that matter for the chosen engine (for run.json and eval caching)."""
         d = asdict(self)
         d["layers"] = list(self.layers)
-        offline = ("layers", "work_size", "feature_stride", "colour_weight", "transfer", "batch_size")
+        offline = ("layers", "work_size", "feature_stride", "feature_dim", "colour_weight", "transfer", "batch_size")
         diffusion = ("zero_model", "steps", "dift_t", "dift_block", "dift_ensemble", "resolution")
         drop = diffusion if self.engine == "offline" else offline
         return {key: v for key, v in d.items() if key not in drop}

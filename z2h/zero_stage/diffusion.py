@@ -78,6 +78,13 @@ def adain(x: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> torch.Tensor
     return (x - mu) / (sd + eps) * ref.std((2, 3), keepdim=True) + ref.mean((2, 3), keepdim=True)
 
 
+def attention_grids(unet: Any, latent_size: tuple[int, int], blocks: tuple[int, ...] = (1, 2, 3)):
+    """Token grids (h, w) of the attn1 layers of ``up_blocks[i]``: each up block below the last one
+    upsamples by 2, so for SD (4 levels) blocks 1, 2, 3 run at latent / 4, / 2, / 1."""
+    n = len(unet.up_blocks)
+    return [(latent_size[0] // 2 ** (n - 1 - i), latent_size[1] // 2 ** (n - 1 - i)) for i in blocks]
+
+
 def _check_inputs(frames: np.ndarray, anchor: int, reference: np.ndarray) -> None:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise ValueError(f"frames must be a non-empty (T, H, W, 3) array, got shape {frames.shape}")
@@ -114,11 +121,13 @@ class DiffusionZeroStage:
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
         x = x.clamp(-1, 1).to(p.device, p.dtype)
-        return p.vae.encode(x).latent_dist.mode() * p.vae.config.scaling_factor
+        # latents stay float32 between U-Net calls, whatever the model dtype
+        return (p.vae.encode(x).latent_dist.mode() * p.vae.config.scaling_factor).float()
 
     def _decode(self, latent: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         p = self.parts
-        x = p.vae.decode(latent / p.vae.config.scaling_factor, return_dict=False)[0].float().cpu()
+        x = p.vae.decode((latent / p.vae.config.scaling_factor).to(p.dtype), return_dict=False)[0]
+        x = x.float().cpu()
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
         x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -140,10 +149,7 @@ class DiffusionZeroStage:
         c, p = self.config, self.parts
         n_frames, h, w, _ = frames.shape
         size = working_size(h, w, c.resolution, p.size_multiple)
-        lh, lw = size[0] // p.vae_scale, size[1] // p.vae_scale
-        n_up = len(p.unet.up_blocks)
-        # token grids of the attn1 layers of up_blocks 1-3: latent / 4, / 2, / 1 for SD's 4 levels
-        grids = [(lh // 2 ** (n_up - 1 - i), lw // 2 ** (n_up - 1 - i)) for i in (1, 2, 3)]
+        grids = attention_grids(p.unet, (size[0] // p.vae_scale, size[1] // p.vae_scale))
         state = CrossImageState(gamma=c.gamma, tau=c.tau)
         done = 0
 

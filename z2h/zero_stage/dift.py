@@ -30,7 +30,7 @@ def dift_features(
     x = latent.repeat_interleave(ensemble, dim=0)
     noise = torch.randn(x.shape, generator=generator, device="cpu", dtype=torch.float32)
     tt = torch.tensor([t], dtype=torch.long)
-    noisy = parts.scheduler.add_noise(x.float().cpu(), noise, tt).to(x.device, x.dtype)
+    noisy = parts.scheduler.add_noise(x.float().cpu(), noise, tt).to(x.device, parts.dtype)
     feats: list[torch.Tensor] = []
 
     def hook(module, args, output):

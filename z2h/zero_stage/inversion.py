@@ -48,14 +48,17 @@ def ddim_step(
 
 def _unet(parts: SDParts, x: torch.Tensor, t: int) -> torch.Tensor:
     emb = parts.empty_embeds.expand(x.shape[0], -1, -1)
-    return parts.unet(x, t, encoder_hidden_states=emb, return_dict=False)[0]
+    return parts.unet(x.to(parts.dtype), t, encoder_hidden_states=emb, return_dict=False)[0]
 
 
 @torch.no_grad()
 def ddim_invert(
     parts: SDParts, latent: torch.Tensor, steps: int, on_step: Callable[[int], None] | None = None
 ) -> list[torch.Tensor]:
-    """Invert a clean latent; returns the latents [x_0, x_t1, ..., x_tn], least to most noisy."""
+    """Invert a clean latent; returns the latents [x_0, x_t1, ..., x_tn], least to most noisy.
+
+    Latents keep their own dtype (use float32 even for a float16 U-Net: the chain accumulates error).
+    """
     ts = ddim_timesteps(parts.scheduler, steps)[::-1]
     kind = parts.scheduler.config.prediction_type
     out, x, prev = [latent], latent, None
