@@ -324,6 +324,8 @@ def render_pair(
         r.set(render, "use_file_extension", False)
         r.set(render, "use_motion_blur", False)  # masks and flow are of the instant; so must the frames be
         r.set(render, "dither_intensity", 0.0)
+        r.set(render, "filepath", render.filepath)  # frames set it; put the user's back afterwards
+        r.set(render, "use_persistent_data", True)  # measured: ~2x faster per frame, same pixels
         r.set(render, "film_transparent", False)
         settings = render.image_settings
         if hasattr(settings, "media_type"):

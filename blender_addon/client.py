@@ -235,6 +235,7 @@ def edit_command(
     zero_model: str = "",
     hero_model: str = "",
     overwrite: bool = False,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """The argv of ``python -m z2h edit ... --progress json`` (the contract in docs/architecture.md)."""
     argv = [python, "-m", "z2h", "edit", "--video", video, "--anchor", str(anchor), "--reference", reference,
@@ -245,7 +246,7 @@ def edit_command(
         argv += ["--hero-model", hero_model]
     if overwrite:
         argv.append("--overwrite")
-    return argv
+    return argv + list(extra)  # e.g. ["--steps", "200"]: options of `z2h edit` the add-on has no field for
 
 
 def check_backend(python: str, timeout: float = 120.0) -> str:

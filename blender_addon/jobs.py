@@ -1,19 +1,22 @@
 """Run z2h from Blender: the plain functions behind the Edit panel's operators.
 
-The modal operator is a thin wrapper: :func:`start_edit` renders the inputs and starts the backend,
-:func:`poll_step` copies the backend's progress into ``scene.z2h`` on every timer tick, and
-:func:`finish_edit` loads the result (an image strip in a "Z2H <name>" scene's Video Sequencer and an
-image sequence for the Image Editor). Modal operators and timers do not run headless, so the tests
-drive these functions directly. One backend job runs at a time; :func:`cancel_active` stops it (the
-Cancel button, Esc, and a load_pre handler when the file is closed).
+The modal operator is a thin wrapper around three steps. :func:`begin_edit` returns a generator that
+renders the inputs one frame per ``next()`` (so the UI stays responsive and Cancel works while the
+originals render) and finally starts the backend; :func:`poll_step` copies the backend's progress
+into ``scene.z2h`` on every timer tick; :func:`finish_edit` loads the result (an image strip in the
+Video Sequencer of a "Z2H <name>" scene and an image sequence for the Image Editor). Modal operators
+and timers do not run headless, so the tests drive these functions directly (:func:`start_edit` runs
+the first step to the end). One edit runs at a time; :func:`cancel_active` stops it (the Cancel
+button, Esc), :func:`close_active` also when the file is closed or the add-on disabled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import bpy
@@ -38,21 +41,42 @@ class EditInputs:
     name: str
 
 
-_active: dict[str, object] = {}  # {"job": BackendJob, "inputs": EditInputs, "scene": scene name}
+class Cancelled(Exception):
+    """The user cancelled while the inputs were rendering (before the backend started)."""
+
+
+# The one edit in flight: "steps" (the input generator, until the backend starts), "job", "inputs",
+# "scene" (name of the scene it belongs to) and "cancel" (requested while rendering).
+_active: dict[str, object] = {}
 
 
 def active_job() -> BackendJob | None:
-    """The backend job started by :func:`start_edit`, until :func:`finish_edit` collects it."""
+    """The backend job started by the edit, until :func:`finish_edit` collects it."""
     return _active.get("job")
 
 
+def preparing() -> bool:
+    """Whether an edit is rendering its inputs (the backend has not started yet)."""
+    return "steps" in _active
+
+
+def busy() -> bool:
+    """Whether an edit is in flight (rendering inputs or running the backend)."""
+    job = active_job()
+    return preparing() or (job is not None and job.running())
+
+
 def active_scene(default: bpy.types.Scene) -> bpy.types.Scene:
-    """The scene the active job was started from (its progress properties), else ``default``."""
+    """The scene the active edit was started from (its progress properties), else ``default``."""
     return bpy.data.scenes.get(_active.get("scene", ""), default)
 
 
 def cancel_active(wait: bool = False) -> bool:
-    """Cancel the running backend job (its whole process group); whether one was running."""
+    """Cancel the edit in flight: stop rendering inputs at the next frame, or terminate the backend's
+    whole process group. Returns whether there was something to cancel."""
+    if preparing():
+        _active["cancel"] = True
+        return True
     job = active_job()
     if job is None or not job.running():
         return False
@@ -61,9 +85,12 @@ def cancel_active(wait: bool = False) -> bool:
 
 
 def close_active() -> bool:
-    """Cancel the running job, wait until its process group is gone, and forget it (file closing,
-    add-on disabled: no modal operator is left to collect it). Whether one was running."""
-    was_running = cancel_active(wait=True)
+    """Stop the edit in flight now and forget it (file closing, add-on disabled: no modal operator
+    is left to collect it); waits until the backend's process group is gone. Whether one was running."""
+    steps = _active.get("steps")
+    if steps is not None:
+        steps.close()  # runs its cleanup: render settings restored, no backend started
+    was_running = steps is not None or cancel_active(wait=True)
     _active.clear()
     return was_running
 
@@ -106,10 +133,10 @@ def _check_reference_size(path: Path, resolution: tuple[int, int]) -> None:
                         f"{resolution[0]}x{resolution[1]}: match the resolution in the Z2H panel")
 
 
-def prepare_edit(context: bpy.types.Context, settings: BackendSettings,
-                 progress: Callable[[int, int], None] | None = None) -> EditInputs:
-    """Render what the backend needs: the original frames (unless a matching render is cached) and,
-    in "recolour" mode, the anchor frame with the active object recoloured."""
+def _prepare_steps(context: bpy.types.Context, settings: BackendSettings) -> Iterator[tuple[int, int]]:
+    """Render what the backend needs, yielding (done, total) after each frame: the original frames
+    (unless a matching render is cached) and, in "recolour" mode, the anchor frame with the active
+    object recoloured. Returns the :class:`EditInputs`."""
     scene, props = context.scene, context.scene.z2h
     obj = context.view_layer.objects.active
     try:
@@ -121,6 +148,7 @@ def prepare_edit(context: bpy.types.Context, settings: BackendSettings,
                         f"{start}..{end}")
     if scene.camera is None:
         raise EditError(f"scene {scene.name!r} has no active camera")
+    anchor_frame = scene.frame_current
     resolution = (props.resolution_x, props.resolution_y)
     name = video_name(scene, obj)
     work = Path(settings.cache_dir) / "edits" / f"{_safe(Path(bpy.data.filepath).stem or 'untitled')}-{name}"
@@ -139,45 +167,92 @@ def prepare_edit(context: bpy.types.Context, settings: BackendSettings,
     video = work / "original"
     stamp = {"blend": bpy.data.filepath, "scene": scene.name, "frames": [start, end],
              "resolution": list(resolution), "engine": props.engine, "samples": props.samples}
+    render_original = props.rerender or not rendering.cached_sequence(video, stamp)
+    total = (end - start + 1 if render_original else 0) + (props.reference_mode == "RECOLOR")
     try:
-        if props.rerender or not rendering.cached_sequence(video, stamp):
-            rendering.render_sequence(scene, video, range(start, end + 1), resolution, props.engine,
-                                      props.samples, progress)
+        if render_original:
+            frames = rendering.render_steps(scene, video, range(start, end + 1), resolution, props.engine,
+                                            props.samples)
+            for done in frames:
+                yield done, total
             rendering.write_stamp(video, stamp)
         if props.reference_mode == "RECOLOR":
             overrides = rendering.render_settings(scene, resolution, props.engine, props.samples)
             edit = rendering.make_edit(obj, props)
             with rendering.overridden(scene, overrides), rendering.edited_object(obj, edit):
-                rendering.render_frame(scene, scene.frame_current, reference)
+                current = scene.frame_current
+                rendering.render_frame(scene, anchor_frame, reference)
+                scene.frame_set(current)
+            yield total, total
     except (ValueError, RuntimeError) as exc:
         raise EditError(str(exc)) from exc
     out = _unique(output_root(scene, settings) / "edits" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    return EditInputs(video=video, anchor=scene.frame_current - start, reference=reference, out=out,
+    return EditInputs(video=video, anchor=anchor_frame - start, reference=reference, out=out,
                       frame_start=start, name=name)
+
+
+def _edit_steps(context: bpy.types.Context, settings: BackendSettings,
+                token: object) -> Iterator[tuple[int, int]]:
+    try:
+        inputs = None
+        with contextlib.closing(_prepare_steps(context, settings)) as steps:
+            while True:
+                if _active.get("cancel"):
+                    raise Cancelled("z2h: edit cancelled")
+                try:
+                    yield next(steps)
+                except StopIteration as stop:
+                    inputs = stop.value
+                    break
+        inputs.out.parent.mkdir(parents=True, exist_ok=True)
+        argv = edit_command(settings.python, video=str(inputs.video), anchor=inputs.anchor,
+                            reference=str(inputs.reference), out=str(inputs.out), engine=settings.engine,
+                            zero_model=settings.zero_model, hero_model=settings.hero_model,
+                            extra=settings.extra_args)
+        try:
+            job = BackendJob(argv)
+        except BackendError as exc:
+            raise EditError(str(exc)) from exc
+    except BaseException:  # errors, Cancelled, and close() (GeneratorExit): the edit is over
+        if _active.get("token") is token:  # a stale generator collected late must not end a newer edit
+            _active.clear()
+        raise
+    del _active["steps"]
+    _active.update(job=job, inputs=inputs)
+    props = active_scene(context.scene).z2h
+    props.job_status, props.job_stage, props.job_progress, props.job_message = "running", "starting", 0.0, ""
+
+
+def begin_edit(context: bpy.types.Context,
+               settings: BackendSettings | None = None) -> Iterator[tuple[int, int]]:
+    """Start an edit: a generator that renders one input frame per ``next()`` (yielding (done, total))
+    and, when exhausted, has started ``python -m z2h edit`` (:func:`active_job`). Raises
+    :class:`EditError` for bad input (at once for settings, from ``next()`` for the scene) and
+    :class:`Cancelled` from ``next()`` after :func:`cancel_active`."""
+    if busy():
+        raise EditError("a z2h edit is already running: cancel it first")
+    try:
+        settings = settings or backend_settings(context)
+    except ValueError as exc:
+        raise EditError(f"the extra backend arguments in the preferences: {exc}") from exc
+    if not settings.python:
+        raise EditError("set the backend Python (a venv with z2h installed) in the Z2H add-on preferences")
+    token = object()
+    steps = _edit_steps(context, settings, token)
+    _active.clear()
+    _active.update(steps=steps, token=token, scene=context.scene.name)
+    props = context.scene.z2h
+    props.job_status, props.job_stage, props.job_progress, props.job_message = "rendering", "render", 0.0, ""
+    return steps
 
 
 def start_edit(context: bpy.types.Context, settings: BackendSettings | None = None,
                progress: Callable[[int, int], None] | None = None) -> BackendJob:
-    """Render the inputs and start ``python -m z2h edit`` on them; the job is the add-on's active job."""
-    job = active_job()
-    if job is not None and job.running():
-        raise EditError("a z2h edit is already running: cancel it first")
-    settings = settings or backend_settings(context)
-    if not settings.python:
-        raise EditError("set the backend Python (a venv with z2h installed) in the Z2H add-on preferences")
-    inputs = prepare_edit(context, settings, progress)
-    inputs.out.parent.mkdir(parents=True, exist_ok=True)
-    argv = edit_command(settings.python, video=str(inputs.video), anchor=inputs.anchor,
-                        reference=str(inputs.reference), out=str(inputs.out), engine=settings.engine,
-                        zero_model=settings.zero_model, hero_model=settings.hero_model)
-    try:
-        job = BackendJob(argv)
-    except BackendError as exc:
-        raise EditError(str(exc)) from exc
-    _active.update(job=job, inputs=inputs, scene=context.scene.name)
-    props = context.scene.z2h
-    props.job_status, props.job_stage, props.job_progress, props.job_message = "running", "starting", 0.0, ""
-    return job
+    """Render the inputs and start the backend in one call (scripts, tests); returns the job."""
+    for done, total in begin_edit(context, settings):
+        if progress is not None:
+            progress(done, total)
+    return active_job()
 
 
 def poll_step(scene: bpy.types.Scene, job: BackendJob) -> JobState:

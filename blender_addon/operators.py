@@ -89,22 +89,28 @@ class Z2H_OT_run_edit(bpy.types.Operator):
     bl_label = "Run z2h"
 
     _timer = None
+    _steps = None  # the input-rendering generator of jobs.begin_edit, until the backend runs
 
     @classmethod
     def poll(cls, context):
-        job = jobs.active_job()
-        return context.scene.camera is not None and (job is None or not job.running())
+        return context.scene.camera is not None and not jobs.busy()
 
-    def _start(self, context) -> bool:
-        wm = context.window_manager
-        wm.progress_begin(0, 1)
+    def _advance(self, context) -> bool:
+        """Render the next input frame (the last step starts the backend); False once it failed."""
         try:
-            jobs.start_edit(context, progress=lambda done, total: wm.progress_update(done / max(total, 1)))
-        except (jobs.EditError, BackendError) as exc:
+            done, total = next(self._steps)
+        except StopIteration:
+            self._steps = None  # the backend is running
+            return True
+        except jobs.Cancelled as exc:
+            self._steps = None
+            self.report({"WARNING"}, str(exc))
+            return False
+        except jobs.EditError as exc:
+            self._steps = None
             self.report({"ERROR"}, str(exc))
             return False
-        finally:
-            wm.progress_end()
+        jobs.active_scene(context.scene).z2h.job_progress = done / max(total, 1)
         return True
 
     def _finish(self, scene, state) -> set[str]:
@@ -113,7 +119,12 @@ class Z2H_OT_run_edit(bpy.types.Operator):
         return {"FINISHED"} if kind == "INFO" else {"CANCELLED"}
 
     def invoke(self, context, event):
-        if not self._start(context):
+        try:
+            self._steps = jobs.begin_edit(context)
+        except jobs.EditError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if not self._advance(context):  # scene problems show at once, not after the first tick
             return {"CANCELLED"}
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_INTERVAL, window=context.window)
@@ -121,22 +132,28 @@ class Z2H_OT_run_edit(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            jobs.cancel_active()  # the next tick sees the cancellation and finishes
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}  # the user keeps working meanwhile
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        if self._steps is not None:  # still rendering inputs: one frame per tick
+            if not self._advance(context):
+                self._stop_timer(context)
+                return {"CANCELLED"}
+            return {"PASS_THROUGH"}
         job = jobs.active_job()
-        if job is None:  # collected elsewhere (file closed)
+        if job is None:  # collected elsewhere (the file was closed)
             self._stop_timer(context)
             return {"CANCELLED"}
-        if event.type == "ESC" and event.value == "PRESS":
-            jobs.cancel_active()  # the next timer tick sees the cancelled state and finishes
-            return {"RUNNING_MODAL"}
-        if event.type == "TIMER":
-            scene = jobs.active_scene(context.scene)  # the user may have switched scenes meanwhile
-            state = jobs.poll_step(scene, job)
-            for area in context.screen.areas if context.screen else ():
-                if area.type == "VIEW_3D":
-                    area.tag_redraw()
-            if state.finished:
-                self._stop_timer(context)
-                return self._finish(scene, state)
+        scene = jobs.active_scene(context.scene)  # the user may have switched scenes meanwhile
+        state = jobs.poll_step(scene, job)
+        if state.finished:
+            self._stop_timer(context)
+            return self._finish(scene, state)
         return {"PASS_THROUGH"}
 
     def _stop_timer(self, context):
@@ -146,24 +163,29 @@ class Z2H_OT_run_edit(bpy.types.Operator):
 
     def execute(self, context):
         """Blocking variant for scripts and background mode (no event loop there)."""
-        if not self._start(context):
+        wm = context.window_manager
+        wm.progress_begin(0, 1)
+        try:
+            job = jobs.start_edit(context, progress=lambda done, total: wm.progress_update(done / total))
+        except (jobs.EditError, jobs.Cancelled) as exc:
+            self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        job = jobs.active_job()
+        finally:
+            wm.progress_end()
         while not (state := jobs.poll_step(context.scene, job)).finished:
             time.sleep(TIMER_INTERVAL / 5)
         return self._finish(context.scene, state)
 
 
 class Z2H_OT_cancel(bpy.types.Operator):
-    """Stop the running z2h backend (terminates its whole process group)"""
+    """Stop the running z2h edit (terminates the backend's whole process group)"""
 
     bl_idname = "z2h.cancel"
     bl_label = "Cancel"
 
     @classmethod
     def poll(cls, context):
-        job = jobs.active_job()
-        return job is not None and job.running()
+        return jobs.busy()
 
     def execute(self, context):
         jobs.cancel_active()
@@ -178,11 +200,11 @@ class Z2H_OT_check_backend(bpy.types.Operator):
     bl_label = "Check Backend"
 
     def execute(self, context):
-        settings = backend_settings(context)
         prefs = addon_preferences(context)
         try:
+            settings = backend_settings(context)
             version = check_backend(settings.python)
-        except BackendError as exc:
+        except (BackendError, ValueError) as exc:  # ValueError: unparsable extra arguments
             if prefs is not None:
                 prefs.backend_status = f"error: {exc}"
             self.report({"ERROR"}, str(exc))

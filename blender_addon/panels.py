@@ -65,8 +65,7 @@ class Z2H_PT_edit(_Z2HPanel, bpy.types.Panel):
         else:
             _draw_edit_settings(layout, props)
         layout.prop(props, "rerender")
-        job = jobs.active_job()
-        if job is not None and job.running():
+        if jobs.busy():
             text = f"{props.job_stage or 'starting'}: {props.job_progress:.0%}"
             layout.progress(factor=props.job_progress, type="BAR", text=text)
             layout.operator("z2h.cancel", icon="CANCEL")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import tempfile
 
 import bpy
@@ -27,6 +28,8 @@ class Z2H_AddonPreferences(bpy.types.AddonPreferences):
                                description="Stable Diffusion 2.1 folder or hub id (diffusion engine)")
     hero_model: StringProperty(name="Hero-Stage model", subtype="DIR_PATH", default="",
                                description="FLUX.1 folder or hub id (diffusion engine)")
+    extra_args: StringProperty(name="Extra arguments", default="",
+                               description="More options for `z2h edit`, e.g. --steps 200 --time-budget 60")
     cache_dir: StringProperty(name="Cache folder", subtype="DIR_PATH", default="",
                               description="Rendered originals and references (empty: the extension's "
                                           "user folder)")
@@ -43,6 +46,7 @@ class Z2H_AddonPreferences(bpy.types.AddonPreferences):
         col.active = self.engine == "diffusion"
         col.prop(self, "zero_model")
         col.prop(self, "hero_model")
+        layout.prop(self, "extra_args")
         layout.prop(self, "cache_dir")
         if not self.cache_dir:
             layout.label(text=f"Using {default_cache_dir()}", icon="INFO")
@@ -57,6 +61,7 @@ class BackendSettings:
     zero_model: str = ""
     hero_model: str = ""
     cache_dir: str = ""
+    extra_args: list[str] = dataclasses.field(default_factory=list)
 
 
 def default_cache_dir() -> str:
@@ -86,7 +91,8 @@ def _path(value: str) -> str:
 
 
 def backend_settings(context: bpy.types.Context | None = None) -> BackendSettings:
-    """The effective settings. Without enabled preferences, ``Z2H_BACKEND_PYTHON`` names the backend."""
+    """The effective settings. Without enabled preferences, ``Z2H_BACKEND_PYTHON`` names the backend.
+    ValueError if the extra arguments are not valid shell words (an unclosed quote)."""
     prefs = addon_preferences(context)
     if prefs is None:
         return BackendSettings(python=os.environ.get("Z2H_BACKEND_PYTHON", ""), cache_dir=default_cache_dir())
@@ -96,4 +102,5 @@ def backend_settings(context: bpy.types.Context | None = None) -> BackendSetting
         zero_model=_path(prefs.zero_model),
         hero_model=_path(prefs.hero_model),
         cache_dir=_path(prefs.cache_dir) if prefs.cache_dir else default_cache_dir(),
+        extra_args=shlex.split(prefs.extra_args),
     )

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import bpy
@@ -70,28 +70,27 @@ def render_frame(scene: bpy.types.Scene, frame: int, path: Path) -> None:
         raise RuntimeError(f"Blender did not write {path}")
 
 
-def render_sequence(scene: bpy.types.Scene, out_dir: str | Path, frames: Sequence[int],
-                    resolution: tuple[int, int], engine: str, samples: int,
-                    progress: Callable[[int, int], None] | None = None) -> Path:
-    """Render ``frames`` of the 3D scene as ``out_dir/0000.png ...``; written to a temporary folder that is
-    renamed into place when complete, so a cancelled render never looks finished."""
+def render_steps(scene: bpy.types.Scene, out_dir: str | Path, frames: Sequence[int],
+                 resolution: tuple[int, int], engine: str, samples: int) -> Iterator[int]:
+    """Render ``frames`` of the 3D scene as ``out_dir/0000.png ...``, yielding after each frame (so a
+    modal operator can keep the UI alive). Between frames the scene's settings and current frame are
+    the user's own. Frames go to ``out_dir.partial``, renamed into place when all are done, so an
+    interrupted render never looks finished."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    current = scene.frame_current
-    try:
-        with overridden(scene, render_settings(scene, resolution, engine, samples)):
-            for i, frame in enumerate(frames):
+    for i, frame in enumerate(frames):
+        current = scene.frame_current
+        try:
+            with overridden(scene, render_settings(scene, resolution, engine, samples)):
                 render_frame(scene, frame, tmp / f"{i:04d}.png")
-                if progress is not None:
-                    progress(i + 1, len(frames))
-    finally:
-        scene.frame_set(current)
+        finally:
+            scene.frame_set(current)
+        yield i + 1
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
-    return out_dir
 
 
 def cached_sequence(out_dir: str | Path, stamp: dict) -> bool:

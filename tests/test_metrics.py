@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from skimage import data, filters
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from z2h.eval import metrics
-from z2h.eval.metrics import frame_metrics
 
 from z2h import weights
+from z2h.eval import metrics
+from z2h.eval.metrics import frame_metrics
 
 needs_weights = pytest.mark.skipif(
     not weights.is_fetched(),
@@ -108,7 +108,7 @@ def test_bad_input_gives_clear_errors():
     gt, masks = constant_case()
     with pytest.raises(ValueError, match="cube: pred has 2 frames, gt has 3"):
         frame_metrics(gt[:2], gt, masks, label="cube")
-    with pytest.raises(ValueError, match=r"frame 0: pred is \(24, 30\)"):
+    with pytest.raises(ValueError, match=r"pred frames are \(24, 30\) \(H, W\), gt frames are \(24, 32\)"):
         frame_metrics(gt[:, :, :30], gt, masks)
     with pytest.raises(ValueError, match=r"masks are \(3, 24, 31\)"):
         frame_metrics(gt, gt, masks[:, :, :31])
@@ -148,6 +148,7 @@ def test_paper_protocol_resizes_to_512_lanczos():
 @needs_weights
 def test_lpips_distance_and_map_equal_the_lpips_package_forward():
     import torch
+
     from z2h.eval.lpips_net import lpips_distance, lpips_model
 
     model = lpips_model("alex")
@@ -164,9 +165,11 @@ def test_lpips_distance_and_map_equal_the_lpips_package_forward():
 
 
 @needs_weights
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torchvision's "pretrained" deprecation inside lpips
 def test_lpips_is_the_trained_metric_not_a_random_network():
     import lpips
     import torch
+
     from z2h.eval.lpips_net import lpips_distance, lpips_model
 
     astro = data.astronaut()[::2, ::2]

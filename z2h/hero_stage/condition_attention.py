@@ -66,7 +66,9 @@ class ConditionAttnProcessor:
         n_text = 0
         if encoder_hidden_states is not None and attn.added_kv_proj_dim is not None:
             n_text = encoder_hidden_states.shape[1]
-            query = torch.cat([attn.norm_added_q(heads(attn.add_q_proj(encoder_hidden_states))), query], dim=1)
+            query = torch.cat(
+                [attn.norm_added_q(heads(attn.add_q_proj(encoder_hidden_states))), query], dim=1
+            )
             key = torch.cat([attn.norm_added_k(heads(attn.add_k_proj(encoder_hidden_states))), key], dim=1)
             value = torch.cat([heads(attn.add_v_proj(encoder_hidden_states)), value], dim=1)
         if image_rotary_emb is not None:
@@ -75,7 +77,9 @@ class ConditionAttnProcessor:
 
         if cond_kv is not None and cond_kv.mode == "record":
             if cond_kv.mask is None or cond_kv.mask.shape[-1] != key.shape[1]:
-                raise RuntimeError(f"{self.layer}: record pass needs a condition mask over {key.shape[1]} tokens")
+                raise RuntimeError(
+                    f"{self.layer}: record pass needs a condition mask over {key.shape[1]} tokens"
+                )
             cond_kv.store[self.layer] = (key, value)
             attention_mask = cond_kv.mask
         elif cond_kv is not None and cond_kv.mode == "use" and self.layer in cond_kv.store:

@@ -108,7 +108,9 @@ class DiffusionHeroStage:
             from z2h.models.flux import load_flux
 
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-            self.parts = load_flux(self.cfg.hero_model, prompt=self.cfg.prompt, device=self.device, dtype=dtype)
+            self.parts = load_flux(
+                self.cfg.hero_model, prompt=self.cfg.prompt, device=self.device, dtype=dtype
+            )
         from z2h.hero_stage.condition_attention import install_condition_attention
 
         self.parts.transformer.requires_grad_(False)
@@ -180,7 +182,9 @@ class DiffusionHeroStage:
         kv = ConditionKV("record", mask=condition_mask(lengths, self.device))
         bounds = np.cumsum([0, *lengths])
         self.router.set_spans(
-            {n: (int(bounds[i]), int(bounds[i + 1])) for i, n in enumerate(self.names)}, int(bounds[-1]), self.device
+            {n: (int(bounds[i]), int(bounds[i + 1])) for i, n in enumerate(self.names)},
+            int(bounds[-1]),
+            self.device,
         )
         tr(
             hidden_states=torch.cat(conds, dim=1),
@@ -233,13 +237,19 @@ class DiffusionHeroStage:
         images = [zero, orig][: self.cfg.mode]
         conds = [self._encode(im[None], csize) for im in images]
         f = self.parts.vae_scale_factor
-        ids = latent_ids(csize[0] // f, csize[1] // f, target_hw=(size[0] // f, size[1] // f), device=self.device)
+        ids = latent_ids(
+            csize[0] // f, csize[1] // f, target_hw=(size[0] // f, size[1] // f), device=self.device
+        )
         return conds, torch.cat([ids] * len(conds)), size
 
     # --- public API ---------------------------------------------------------------------------------
 
     def fit(
-        self, zero_anchor: np.ndarray, orig_anchor: np.ndarray, reference: np.ndarray, progress: ProgressFn | None = None
+        self,
+        zero_anchor: np.ndarray,
+        orig_anchor: np.ndarray,
+        reference: np.ndarray,
+        progress: ProgressFn | None = None,
     ) -> dict:
         """Train fresh condition LoRAs on the anchor triplet; returns {steps, losses, seconds, ...}."""
         import torch
@@ -261,7 +271,8 @@ class DiffusionHeroStage:
         img_ids = latent_ids(size[0] // f, size[1] // f, device=self.device)
 
         params = self.router.parameters()
-        for q in params:
+        for q in params:  # trainable LoRA weights in fp32 even on a bf16 base (as the diffusers scripts)
+            q.data = q.data.float()
             q.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=1e-4)
         warmup = max(1, min(self.cfg.warmup_steps, self.cfg.steps // 10))
@@ -327,27 +338,37 @@ class DiffusionHeroStage:
         from z2h.models.flux import latent_ids
 
         if self.router is None:
-            raise RuntimeError("the diffusion Hero-Stage has no adapters: call fit() or load_adapters() first")
+            raise RuntimeError(
+                "the diffusion Hero-Stage has no adapters: call fit() or load_adapters() first"
+            )
         f = self.parts.vae_scale_factor
         conds, cond_ids, size = self._conditions(zero, orig)
         x0 = self._encode(target[None], size)
-        return self._fixed_loss(conds, cond_ids, x0, latent_ids(size[0] // f, size[1] // f, device=self.device), n)
+        return self._fixed_loss(
+            conds, cond_ids, x0, latent_ids(size[0] // f, size[1] // f, device=self.device), n
+        )
 
     def restore(
         self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None
     ) -> np.ndarray:
-        """Sample every frame from its conditions; (T, H, W, 3) uint8 in and out (Mode 1 ignores originals)."""
+        """Sample every frame from its conditions; (T, H, W, 3) uint8 in and out (Mode 1 ignores orig)."""
         import torch
 
         from z2h.models.flux import latent_ids
 
         if self.router is None:
-            raise RuntimeError("the diffusion Hero-Stage has no adapters: call fit() or load_adapters() first")
+            raise RuntimeError(
+                "the diffusion Hero-Stage has no adapters: call fit() or load_adapters() first"
+            )
         progress = progress or no_progress
         if zero_frames.ndim != 4 or zero_frames.shape[-1] != 3 or zero_frames.dtype != np.uint8:
-            raise ValueError(f"zero frames must be (T, H, W, 3) uint8, got {zero_frames.dtype} {zero_frames.shape}")
+            raise ValueError(
+                f"zero frames must be (T, H, W, 3) uint8, got {zero_frames.dtype} {zero_frames.shape}"
+            )
         if orig_frames.shape != zero_frames.shape:
-            raise ValueError(f"original frames {orig_frames.shape} do not match zero frames {zero_frames.shape}")
+            raise ValueError(
+                f"original frames {orig_frames.shape} do not match zero frames {zero_frames.shape}"
+            )
         f, n = self.parts.vae_scale_factor, self.cfg.sample_steps
         out = np.empty_like(zero_frames)
         self.parts.transformer.eval()
@@ -361,7 +382,7 @@ class DiffusionHeroStage:
                 x = torch.randn(1, img_ids.shape[0], c, generator=g, device=self.device)
                 x = x.to(self.parts.transformer.dtype)
                 sigmas = self._sigmas(img_ids.shape[0], n)
-                for t, t_next in zip(sigmas[:-1], sigmas[1:]):
+                for t, t_next in zip(sigmas[:-1], sigmas[1:], strict=True):
                     v = self._predict(x, torch.tensor(t, device=self.device), img_ids, kv)
                     x = (x.float() + (t_next - t) * v.float()).to(x.dtype)
                 out[i] = self._decode(x, size, zero_frames.shape[1:3])[0]
@@ -383,7 +404,7 @@ class DiffusionHeroStage:
         return [*map(float, sigmas), 0.0]
 
     def save_adapters(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the trained condition LoRAs (+ adapters.json with the settings) atomically to ``directory``."""
+        """Write the condition LoRAs (+ adapters.json with the settings) atomically to ``directory``."""
         if self.router is None:
             raise RuntimeError("no adapters to save: call fit() first")
         directory = Path(directory)
@@ -422,7 +443,8 @@ class DiffusionHeroStage:
             names = self.router.names
             self._drop_adapters()
             raise ValueError(
-                f"{directory}: adapters are for mode {info.get('mode')} ({names}), this stage is mode {self.cfg.mode}"
+                f"{directory}: adapters are for mode {info.get('mode')} ({names}), "
+                f"this stage is mode {self.cfg.mode}"
             )
         self.parts.transformer.eval()
         return info

@@ -15,6 +15,7 @@ or fused: a merged LoRA would act on every token.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +99,15 @@ class TokenRouter:
     def parameters(self) -> list[Any]:
         """The trainable LoRA parameters of all condition adapters."""
         return [
-            p for n, p in self.transformer.named_parameters() if "lora_" in n and any(f".{a}." in n for a in self.names)
+            p
+            for n, p in self.transformer.named_parameters()
+            if "lora_" in n and any(f".{a}." in n for a in self.names)
         ]
 
     # --- persistence -------------------------------------------------------------------------------
 
     def save(self, directory: str | Path, meta: dict | None = None) -> None:
-        """One subfolder per adapter (diffusers LoRA format) plus ``adapters.json`` with names and ``meta``."""
+        """One subfolder per adapter (diffusers LoRA format) + ``adapters.json`` (names and ``meta``)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for name in self.names:
@@ -123,8 +126,6 @@ def _left_pad(m: Any, n: int) -> Any:
 
 def add_condition_adapters(transformer: Any, names: list[str], rank: int, alpha: float) -> TokenRouter:
     """Add one fresh LoRA per condition (q/k/v/out) to ``transformer`` and route them per token."""
-    import warnings
-
     from peft import LoraConfig
 
     for name in names:
@@ -152,9 +153,11 @@ def load_condition_adapters(transformer: Any, directory: str | Path) -> tuple[To
         weights = directory / name / WEIGHT_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: adapter {name!r} listed in {info_file} has no weights")
-        transformer.load_lora_adapter(
-            str(directory / name), adapter_name=name, weight_name=WEIGHT_NAME, prefix=None
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            transformer.load_lora_adapter(
+                str(directory / name), adapter_name=name, weight_name=WEIGHT_NAME, prefix=None
+            )
     router = TokenRouter(transformer, names)
     router.activate()
     router.attach()

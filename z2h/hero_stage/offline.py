@@ -83,7 +83,7 @@ class OfflineHeroStage:
         zero_stage: ZeroFn | None = None,
         pairs_progress: ProgressFn | None = None,
     ) -> dict:
-        """Train a new restorer; returns {"steps", "seconds", "loss_first", "loss_last", "budget_hit", ...}."""
+        """Train a new restorer; returns {"steps", "seconds", "loss_first", "loss_last", "budget_hit", ..}."""
         triplets = self.training_triplets(zero_anchor, orig_anchor, reference, zero_stage, pairs_progress)
         return self.fit_triplets(*triplets, progress=progress)
 
@@ -110,6 +110,7 @@ class OfflineHeroStage:
         losses: list[float] = []
         every = max(1, cfg.steps // 100)
         start, budget_hit = time.perf_counter(), False
+        last = start
         with torch_threads(cfg.threads):
             progress(0, cfg.steps)
             for step in range(1, cfg.steps + 1):
@@ -122,16 +123,20 @@ class OfflineHeroStage:
                 opt.step()
                 sched.step()
                 losses.append(loss.item())
-                budget_hit = cfg.time_budget_s is not None and time.perf_counter() - start > cfg.time_budget_s
-                if step % every == 0 or step == cfg.steps or budget_hit:
+                now = time.perf_counter()
+                budget_hit = cfg.time_budget_s is not None and now - start > cfg.time_budget_s
+                # Report every 1% and at least twice a second: the progress call is also the cancel point.
+                if step % every == 0 or step == cfg.steps or budget_hit or now - last > 0.5:
                     progress(step, cfg.steps)
+                    last = now
                 if budget_hit:
                     break
         self.model = model.eval()
         k = max(1, len(losses) // 10)
         return {
             "steps": len(losses), "seconds": round(time.perf_counter() - start, 2), "budget_hit": budget_hit,
-            "pairs": int(n), "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
+            "pairs": int(n), "loss_first": float(np.mean(losses[:k])),
+            "loss_last": float(np.mean(losses[-k:])),
         }
 
     def restore(

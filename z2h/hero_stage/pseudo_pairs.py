@@ -27,7 +27,9 @@ class WarpConfig:
     max_shear: float = 0.1
 
 
-def random_affine(rng: np.random.Generator, height: int, width: int, cfg: WarpConfig | None = None) -> np.ndarray:
+def random_affine(
+    rng: np.random.Generator, height: int, width: int, cfg: WarpConfig | None = None
+) -> np.ndarray:
     """A random (2, 3) affine matrix mapping source pixel (x, y) to destination pixel coordinates."""
     cfg = cfg or WarpConfig()
     angle = np.deg2rad(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))

@@ -13,6 +13,7 @@ kept, so the text encoders are freed right after loading.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,14 @@ def tiny_vae_config() -> dict:
     )
 
 
-def save_tiny_flux(path: str | Path, seed: int = 0, text_tokens: int = 4) -> Path:
-    """Build random tiny FLUX parts and save them in the diffusers folder layout (for tests/demos)."""
+def save_tiny_flux(
+    path: str | Path, seed: int = 0, text_tokens: int = 4, text_encoders: bool = False
+) -> Path:
+    """Build random tiny FLUX parts and save them in the diffusers folder layout (for tests/demos).
+
+    Text: ``prompt_embeds.safetensors`` with ``text_tokens`` random tokens, or with ``text_encoders``
+    tiny random CLIP + T5 encoders and word-level tokenizers (a full FluxPipeline folder).
+    """
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from safetensors.torch import save_file
@@ -88,6 +95,14 @@ def save_tiny_flux(path: str | Path, seed: int = 0, text_tokens: int = 4) -> Pat
         shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15
     )
     _calibrate_latents(vae)
+    if text_encoders:
+        from diffusers import FluxPipeline
+
+        parts = dict(transformer=transformer, vae=vae, scheduler=scheduler)
+        with tempfile.TemporaryDirectory() as tmp:  # CLIPTokenizer is built from vocab files
+            text = _tiny_text_encoders(Path(tmp), transformer.config)
+            FluxPipeline(**parts, **text).save_pretrained(path)
+        return path
     transformer.save_pretrained(path / "transformer")
     vae.save_pretrained(path / "vae")
     scheduler.save_pretrained(path / "scheduler")
@@ -99,6 +114,55 @@ def save_tiny_flux(path: str | Path, seed: int = 0, text_tokens: int = 4) -> Pat
     }
     save_file(embeds, str(path / PROMPT_EMBEDS_FILE))
     return path
+
+
+def _tiny_text_encoders(tmp: Path, cfg: Any) -> dict:
+    """Random CLIP (pooled) + T5 (sequence) encoders sized for ``cfg``, with tiny word-level vocabularies."""
+    import json
+
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTokenizer,
+        T5Config,
+        T5EncoderModel,
+        T5TokenizerFast,
+    )
+
+    words = ["<pad>", "</s>", "<unk>", "a", "red", "blue", "cube"]
+    unigram = [(w, 0.0) for w in words[:3]] + [("\u2581" + w, -1.0) for w in words[3:]] + [("\u2581", -2.0)]
+    tokenizer_2 = T5TokenizerFast(vocab=unigram, extra_ids=0)
+    letters = "abcdefghijklmnopqrstuvwxyz"  # no merges: CLIP's BPE spells every word out in letters
+    clip_words = ["<|startoftext|>", "<|endoftext|>", *letters, *[c + "</w>" for c in letters]]
+    (tmp / "vocab.json").write_text(json.dumps({w: i for i, w in enumerate(clip_words)}))
+    (tmp / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(
+        str(tmp / "vocab.json"), str(tmp / "merges.txt"), pad_token="<|endoftext|>", model_max_length=77
+    )
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=cfg.pooled_projection_dim,
+            intermediate_size=37,
+            num_attention_heads=2,
+            num_hidden_layers=1,
+            vocab_size=len(clip_words),
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
+    t5 = T5EncoderModel(
+        T5Config(
+            d_model=cfg.joint_attention_dim,
+            d_ff=37,
+            d_kv=8,
+            num_heads=2,
+            num_layers=1,
+            vocab_size=len(unigram),
+        )
+    )
+    return dict(text_encoder=clip, tokenizer=tokenizer, text_encoder_2=t5, tokenizer_2=tokenizer_2)
 
 
 def _calibrate_latents(vae: Any) -> None:
@@ -125,12 +189,15 @@ def _source(model: str | Path | None) -> tuple[str, bool]:
         missing = [sub for sub in ("transformer", "vae", "scheduler") if not (p / sub).is_dir()]
         if missing:
             raise MissingWeightsError(
-                f"--hero-model {p}: folder lacks {', '.join(m + '/' for m in missing)} (expected the diffusers FLUX layout: "
+                f"--hero-model {p}: folder lacks {', '.join(m + '/' for m in missing)} "
+                "(expected the diffusers FLUX layout: "
                 "transformer/, vae/, scheduler/ and text encoders or prompt_embeds.safetensors)"
             )
         return str(p), True
     if p.exists() or not _HUB_ID.match(str(model)):
-        raise MissingWeightsError(f"--hero-model {model}: no such folder; pass --hero-model PATH to FLUX weights")
+        raise MissingWeightsError(
+            f"--hero-model {model}: no such folder; pass --hero-model PATH to FLUX weights"
+        )
     return str(model), False
 
 
@@ -147,7 +214,7 @@ def load_flux(
 
     name, local = _source(model)
     dtype = dtype or torch.float32
-    kw = dict(local_files_only=local, torch_dtype=dtype)
+    kw = dict(local_files_only=local, dtype=dtype)
     try:
         transformer = FluxTransformer2DModel.from_pretrained(name, subfolder="transformer", **kw)
         vae = AutoencoderKL.from_pretrained(name, subfolder="vae", **kw)
@@ -178,7 +245,7 @@ def _prompt_embeddings(name: str, local: bool, prompt: str, device: str, dtype: 
 
     try:
         pipe = FluxPipeline.from_pretrained(
-            name, transformer=None, vae=None, local_files_only=local, torch_dtype=dtype
+            name, transformer=None, vae=None, local_files_only=local, dtype=dtype
         ).to(device)
     except (OSError, ValueError) as e:
         raise MissingWeightsError(

@@ -34,6 +34,11 @@ class RestorerConfig:
             raise ValueError(f"restorer width must be >= 4 and blocks >= 1, got {self.width}, {self.blocks}")
 
 
+def _act(x: torch.Tensor) -> torch.Tensor:
+    # Leaky: with plain ReLU the 3x3 variants sometimes died early in training (all units off -> identity).
+    return F.leaky_relu(x, 0.1)
+
+
 class ResBlock(nn.Module):
     def __init__(self, ch: int, kernel: int = 3):
         super().__init__()
@@ -41,7 +46,7 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(ch, ch, kernel, padding=kernel // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        return x + self.conv2(_act(self.conv1(x)))
 
 
 class ConditionBranch(nn.Module):
@@ -53,7 +58,7 @@ class ConditionBranch(nn.Module):
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(F.relu(self.conv1(x - 0.5)))
+        return self.conv2(_act(self.conv1(x - 0.5)))
 
 
 class Restorer(nn.Module):
@@ -82,12 +87,12 @@ class Restorer(nn.Module):
             if cond2 is None:
                 raise ValueError("a Mode 2 restorer needs condition 2 (the original frame)")
             x = x + self.branches[1](cond2)
-        x = self.full(F.relu(x))
+        x = self.full(_act(x))
         if self.config.context:
-            y = self.low(F.relu(self.down(x)))
+            y = self.low(_act(self.down(x)))
             x = x + self.up(F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False))
         x = self.fuse(x)
-        return cond1 + self.head(F.relu(x))
+        return cond1 + self.head(_act(x))
 
     def save(self, path: str) -> None:
         """Save config + weights as one torch file (small: a few hundred kB)."""

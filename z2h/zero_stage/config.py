@@ -34,6 +34,7 @@ class ZeroStageConfig:
     feature_dim: int | None = 128  # VGG tokens projected on the anchor's top principal directions
     colour_weight: float = 20.0  # λ in score = mean cosine(VGG) - λ·‖ΔLab / 100‖²
     transfer: str = "ratio"  # ratio: linear-RGB gain; residual: sRGB offset; copy: reference colour
+    patch: bool = False  # V = each token's stride×stride patch of the change instead of its mean
     batch_size: int = 8
     # diffusion engine
     zero_model: str | None = None
@@ -59,7 +60,8 @@ class ZeroStageConfig:
         """The fields that matter for the chosen engine (for run.json and eval caching)."""
         d = asdict(self)
         d["layers"] = list(self.layers)
-        offline = ("layers", "work_size", "feature_stride", "feature_dim", "colour_weight", "transfer", "batch_size")
+        offline = ("layers", "work_size", "feature_stride", "feature_dim", "colour_weight", "transfer",
+                   "patch", "batch_size")
         diffusion = ("zero_model", "steps", "dift_t", "dift_block", "dift_ensemble", "resolution")
         drop = diffusion if self.engine == "offline" else offline
         return {key: v for key, v in d.items() if key not in drop}

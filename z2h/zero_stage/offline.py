@@ -33,7 +33,7 @@ from z2h.zero_stage.config import ZeroStageConfig
 
 SCORE_SCALE = 20.0  # softmax logits = τ·20·score: score gaps of 0.05-0.3 between candidates become 1-6
 LOG_GAIN_LIMIT = 4.0  # |log gain| cap: dark anchor pixels would otherwise give unbounded ratios
-GAIN_EPS = 0.01  # linear-RGB floor in the gain's numerator and denominator
+GAIN_EPS = 0.01  # linear-RGB floor of the gain (x + eps)·g - eps: keeps dark pixels editable
 
 _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
                             [0.212671, 0.715160, 0.072169],
@@ -60,7 +60,7 @@ def linear_to_lab(x: torch.Tensor) -> torch.Tensor:
 def working_size(h: int, w: int, work_size: int, multiple: int) -> tuple[int, int]:
     """(h, w) scaled so the longer side is ``work_size``, each side a multiple of ``multiple``."""
     s = work_size / max(h, w)
-    return max(multiple, round(h * s / multiple) * multiple), max(multiple, round(w * s / multiple) * multiple)
+    return tuple(max(multiple, round(n * s / multiple) * multiple) for n in (h, w))
 
 
 def check_inputs(frames: np.ndarray, anchor: int, reference: np.ndarray) -> None:
@@ -134,36 +134,54 @@ class OfflineZeroStage:
             return None
         q, _ = self.tokens(anchor, size)
         feat = q[0, :, :-4]  # drop the colour part (3 Lab + 1 constant)
-        if d >= feat.shape[1]:
+        if d >= min(feat.shape):  # nothing to gain (few tokens or channels)
             return None
-        return torch.linalg.svd(feat, full_matrices=False)[2][:d].T.contiguous()
+        gram = (feat.T @ feat).double()  # float64: eigh of a near-singular float32 Gram can fail
+        _, vecs = torch.linalg.eigh(gram)  # eigenvalues ascending: the last d columns
+        return vecs[:, -d:].flip(1).to(feat.dtype).contiguous()
 
-    def values(self, anchor: torch.Tensor, reference: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """The colour change of the edit per anchor token, (1, N, 3)."""
-        t = self.config.transfer
-        if t == "ratio":
-            gain = (F.interpolate(srgb_to_linear(reference), size=grid, mode="area") + GAIN_EPS) / (
-                F.interpolate(srgb_to_linear(anchor), size=grid, mode="area") + GAIN_EPS)
+    def values(self, anchor: torch.Tensor, reference: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The colour change of the edit per anchor token: (1, N, 3), or (1, N, 3·stride²) with ``patch``."""
+        c = self.config
+        s = 1 if c.patch else c.feature_stride
+        res = (size[0] // s, size[1] // s)
+        if c.transfer == "ratio":
+            gain = (F.interpolate(srgb_to_linear(reference), size=res, mode="area") + GAIN_EPS) / (
+                F.interpolate(srgb_to_linear(anchor), size=res, mode="area") + GAIN_EPS)
             v = gain.log().clamp(-LOG_GAIN_LIMIT, LOG_GAIN_LIMIT)
-        elif t == "residual":
-            v = F.interpolate(reference - anchor, size=grid, mode="area")
+        elif c.transfer == "residual":
+            v = F.interpolate(reference - anchor, size=res, mode="area")
         else:
-            v = F.interpolate(reference, size=grid, mode="area")
+            v = F.interpolate(reference, size=res, mode="area")
+        if c.patch:
+            v = F.pixel_unshuffle(v, c.feature_stride)
         return v.flatten(2).transpose(1, 2)
 
     def apply(self, frames: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
         """Apply the attended change (B, 3, h, w) upsampled to frames (B, 3, H, W) in [0, 1]."""
         change = F.interpolate(change, size=frames.shape[-2:], mode="bilinear", align_corners=False)
         if self.config.transfer == "ratio":
-            return linear_to_srgb(srgb_to_linear(frames) * change.exp())
+            # The same floor as in the gain, so a pixel equal to the anchor's maps exactly to the reference
+            # (a black pixel can still become coloured).
+            return linear_to_srgb((srgb_to_linear(frames) + GAIN_EPS) * change.exp() - GAIN_EPS)
         if self.config.transfer == "residual":
             return (frames + change).clamp(0, 1)
         return change.clamp(0, 1)
 
-    @torch.inference_mode()
     def __call__(
         self, frames: np.ndarray, anchor: int, reference: np.ndarray, progress: ProgressFn | None = None,
     ) -> np.ndarray:
+        return next(iter(self.run_ks(frames, anchor, reference, [self.config.k], progress).values()))
+
+    @torch.inference_mode()
+    def run_ks(
+        self, frames: np.ndarray, anchor: int, reference: np.ndarray, ks: list[int],
+        progress: ProgressFn | None = None,
+    ) -> dict[int, np.ndarray]:
+        """Outputs for several k at the cost of one: features and one top-max(k) search per frame.
+
+        Each k is clipped to the number of anchor tokens; the result is keyed by the clipped k.
+        """
         check_inputs(frames, anchor, reference)
         progress = progress or no_progress
         c, dev = self.config, self.device
@@ -174,17 +192,23 @@ class OfflineZeroStage:
         anc = _to_tensor(frames[anchor:anchor + 1], dev)
         basis = self.basis(anc, size)
         _, k_anc = self.tokens(anc, size, basis)
-        v_anc = self.values(anc, _to_tensor(reference[None], dev), grid)
-        out = np.empty_like(frames)
+        v_anc = self.values(anc, _to_tensor(reference[None], dev), size)
+        ks = sorted({min(max(int(k), 1), grid[0] * grid[1]) for k in ks})
+        out = {k: np.empty_like(frames) for k in ks}
         progress(0, n_frames)
         for i in range(0, n_frames, c.batch_size):
             x = _to_tensor(frames[i:i + c.batch_size], dev)
             b = x.shape[0]
             q, k = self.tokens(x, size, basis)[0], k_anc.expand(b, -1, -1)
-            idx = dot_topk(q, k, min(c.k, k.shape[1]))
-            attended = masked_attention(q[:, None], k[:, None], v_anc.expand(b, -1, -1)[:, None], idx,
-                                        scale=SCORE_SCALE * c.tau)[:, 0]
-            y = self.apply(x, attended.transpose(1, 2).reshape(b, 3, *grid))
-            out[i:i + b] = (y * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+            idx = dot_topk(q, k, ks[-1])  # sorted best first: the top-k of every smaller k is a prefix
+            v = v_anc.expand(b, -1, -1)[:, None]
+            for kk in ks:
+                attended = masked_attention(q[:, None], k[:, None], v, idx[..., :kk].contiguous(),
+                                            scale=SCORE_SCALE * c.tau)[:, 0]
+                change = attended.transpose(1, 2).reshape(b, -1, *grid)
+                if c.patch:
+                    change = F.pixel_shuffle(change, c.feature_stride)
+                y = self.apply(x, change)
+                out[kk][i:i + b] = (y * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
             progress(i + b, n_frames)
         return out

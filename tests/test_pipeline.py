@@ -1,0 +1,112 @@
+"""The end-to-end pipeline (Zero-Stage -> Hero-Stage) and the eval method ``z2h``.
+
+VGG16 weights are random (seeded) and saved into a private Z2H_CACHE by the fixture, so the real
+loading path runs without `z2h weights fetch` (the Zero-Stage's colour term still matches).
+"""
+
+import numpy as np
+import pytest
+import torch
+from eval_fixtures import pan_video
+
+from z2h.eval.methods import check_output, get_method
+from z2h.pipeline import EditConfig, edit
+from z2h.progress import Cancelled, Reporter
+
+FAST = dict(work_size=64, hero_steps=40, pseudo_pairs=2, time_budget_s=None, threads=1, crop=32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def random_vgg(tmp_path_factory):
+    """Random VGG16 weights in a private cache (Z2H_CACHE) for every test of this module."""
+    from safetensors.torch import save_file
+
+    from z2h.models.vgg import vgg16_features
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("cache")
+    (root / "weights").mkdir()
+    save_file({k: v.contiguous() for k, v in vgg16_features().state_dict().items()},
+              str(root / "weights" / "vgg16_features.safetensors"))
+    (root / "weights" / "provenance.json").write_text('{"source": "random weights made by the test"}')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("Z2H_CACHE", str(root))
+        yield root
+
+
+def masked_psnr(pred, gt, masks, skip):
+    frames = [t for t in range(len(gt)) if t != skip]
+    err = [((pred[t].astype(float) - gt[t].astype(float)) ** 2).mean(-1)[masks[t]].mean() for t in frames]
+    return float(np.mean([10 * np.log10(255**2 / e) for e in err]))
+
+
+def test_options_split_between_the_stages():
+    cfg = EditConfig.from_options(engine="offline", seed=4, k=3, mode=1, hero_steps=7, zero_steps=11,
+                                  work_size=64, pseudo_pairs=0, keep_reference=False)
+    assert (cfg.zero.k, cfg.zero.work_size, cfg.zero.steps, cfg.zero.seed) == (3, 64, 11, 4)
+    assert (cfg.hero.mode, cfg.hero.steps, cfg.hero.pseudo_pairs, cfg.hero.seed) == (1, 7, 0, 4)
+    assert not cfg.keep_reference
+    s = cfg.settings()
+    assert s["engine"] == "offline" and s["hero"]["mode"] == 1 and "lora_rank" not in s["hero"]
+    cfg = EditConfig.from_options(engine="diffusion", zero_model="/sd", hero_model="/flux")
+    assert (cfg.zero.zero_model, cfg.hero.hero_model, cfg.engine) == ("/sd", "/flux", "diffusion")
+    with pytest.raises(ValueError, match="unknown z2h option 'colour'"):
+        EditConfig.from_options(colour=1)
+
+
+def test_z2h_method_end_to_end_on_a_tiny_video():
+    v = pan_video(frames=5, size=(48, 48), step=(2, 1))
+    method = get_method("z2h", **FAST)
+    assert method.name == "z2h" and method.settings()["engine"] == "offline"
+    seen = []
+    out = method(v["original"], 1, v["edited"][1], progress=lambda d, t: seen.append((d, t)))
+    out = check_output("z2h", v["original"], out)
+    np.testing.assert_array_equal(out[1], v["edited"][1])  # the anchor's output is the reference itself
+    assert seen and all(d <= t for d, t in seen)
+    before = masked_psnr(v["original"], v["edited"], v["masks"], 1)
+    assert masked_psnr(out, v["edited"], v["masks"], 1) > before
+
+
+def test_edit_reports_stages_and_hands_over_zero_frames_first():
+    v = pan_video(frames=4, size=(48, 48), step=(1, 1))
+    rep, got = Reporter("none"), {}
+    stages = []
+    real_stage = rep.stage
+    rep.stage = lambda name, message="": stages.append(name) or real_stage(name, message)
+    res = edit(v["original"], 0, v["edited"][0], EditConfig.from_options(**FAST), rep,
+               on_zero=lambda z: got.setdefault("zero", z.copy()))
+    np.testing.assert_array_equal(got["zero"], res.zero_frames)
+    assert stages == ["zero", "hero-train", "hero-pairs", "hero"]
+    assert set(res.timings) == {"zero", "hero_train", "hero"} and res.train["steps"] == 40
+    assert res.frames.shape == v["original"].shape and res.frames.dtype == np.uint8
+
+
+def test_cancel_stops_the_pipeline():
+    v = pan_video(frames=4, size=(48, 48), step=(1, 1))
+    rep = Reporter("none")
+    with pytest.raises(Cancelled, match="cancelled during hero"):  # the first step after the zero stage
+        edit(v["original"], 0, v["edited"][0], EditConfig.from_options(**FAST), rep,
+             on_zero=lambda z: rep.cancel())
+
+
+def test_bad_inputs_name_the_problem():
+    v = pan_video(frames=3, size=(48, 48))
+    cfg = EditConfig.from_options(**FAST)
+    with pytest.raises(ValueError, match="anchor frame 5 is out of range"):
+        edit(v["original"], 5, v["edited"][0], cfg)
+    with pytest.raises(ValueError, match="reference image is 40x48"):
+        edit(v["original"], 0, v["edited"][0][:, :40], cfg)
+
+
+@pytest.mark.slow
+def test_hero_stage_beats_the_zero_stage_and_pseudo_pairs_help():
+    """The Hero-Stage must earn its place: masked PSNR above the Zero-Stage's, more with pseudo pairs."""
+    v = pan_video(frames=6, size=(64, 64), step=(4, 2), seed=2)
+    scores = {}
+    for name, pairs in (("plain", 0), ("pseudo", 6)):
+        cfg = EditConfig.from_options(**{**FAST, "work_size": 64, "hero_steps": 400, "pseudo_pairs": pairs})
+        res = edit(v["original"], 0, v["edited"][0], cfg)
+        scores["zero"] = masked_psnr(res.zero_frames, v["edited"], v["masks"], 0)
+        scores[name] = masked_psnr(res.frames, v["edited"], v["masks"], 0)
+    assert scores["pseudo"] > scores["zero"] + 1, scores
+    assert scores["pseudo"] > scores["plain"], scores
