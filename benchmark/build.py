@@ -118,7 +118,7 @@ def build(
     events: queue.Queue = queue.Queue()
     pending, running, failed = list(specs), {}, []
     started = time.time()
-    finished = 0
+    n_done = 0
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -156,18 +156,18 @@ def build(
                 )
                 running[s.name] = proc
                 threading.Thread(target=_reader, args=(proc, s.name, logfile, events), daemon=True).start()
-                log(f"[{finished}/{len(specs)}] {s.name}: started")
+                log(f"[{n_done}/{len(specs)}] {s.name}: started")
             ev = events.get()
             name = ev.get("video", "?")
             if ev["event"] == "progress":
-                log(f"[{finished}/{len(specs)}] {name}: step {ev['step']}/{ev['total']}")
+                log(f"[{n_done}/{len(specs)}] {name}: step {ev['step']}/{ev['total']}")
             elif ev["event"] == "error":
                 log(f"{name}: ERROR {ev['message']} (log: {out / '.logs' / (name + '.log')})")
             elif ev["event"] == "done":
-                log(f"[{finished + 1}/{len(specs)}] {name}: done in {ev['seconds']:.1f} s")
+                n_done += 1
+                log(f"[{n_done}/{len(specs)}] {name}: done in {ev['seconds']:.1f} s")
             elif ev["event"] == "exit":
                 running.pop(name, None)
-                finished += 1
                 if ev["code"] != 0:
                     failed.append(name)
                     log(f"{name}: worker exited with code {ev['code']} (log: {out / '.logs' / name}.log)")

@@ -33,8 +33,10 @@ from .spec import (
 SOLID = [s for s in SHAPES if s not in ("plane", "helix")]
 
 
-def _color(rng: random.Random, sat: tuple[float, float] = (0.5, 0.9)) -> tuple[float, ...]:
-    r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(0.5, 0.9))
+def _color(
+    rng: random.Random, sat: tuple[float, float] = (0.5, 0.9), val: tuple[float, float] = (0.5, 0.9)
+) -> tuple[float, ...]:
+    r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(*val))
     return (round(r, 3), round(g, 3), round(b, 3))
 
 
@@ -62,7 +64,7 @@ def random_spec(rng: random.Random, name: str, frames: int = 24, resolution: int
         hero_mat.texture = _texture(rng)
         tags.append("textured_object")
     shape = rng.choice(SOLID)
-    start = (round(rng.uniform(-1.5, 0), 2), round(rng.uniform(-0.5, 0.5), 2), 0.5)
+    start = (round(rng.uniform(-1.2, 0), 2), round(rng.uniform(-0.5, 0.5), 2), 0.5)
     hero = Object(
         name="hero", shape=shape, location=start, smooth=shape not in ("cube", "star"), material=hero_mat
     )
@@ -70,7 +72,7 @@ def random_spec(rng: random.Random, name: str, frames: int = 24, resolution: int
     tags.append(motion)
     last = frames - 1
     if motion in ("small_translation", "large_translation"):
-        d = rng.uniform(0.3, 0.6) if motion == "small_translation" else rng.uniform(1.8, 3.0)
+        d = rng.uniform(0.3, 0.6) if motion == "small_translation" else rng.uniform(1.6, 2.4)
         end = (round(start[0] + d, 2), round(start[1] + rng.uniform(-0.5, 0.5), 2), 0.5)
         hero.keys = [Key(frame=0, location=start), Key(frame=last, location=end)]
     elif motion == "rotation":
@@ -87,16 +89,16 @@ def random_spec(rng: random.Random, name: str, frames: int = 24, resolution: int
             shape="plane",
             scale=(12, 12, 1),
             smooth=False,
-            material=Material(base_color=_color(rng, (0.0, 0.3))),
+            material=Material(base_color=_color(rng, (0.0, 0.3), (0.3, 0.6))),
         )
     ]
     objects.append(hero)
-    world = World(color=_color(rng, (0.0, 0.4)), strength=round(rng.uniform(0.3, 1.0), 2))
+    world = World(color=_color(rng, (0.0, 0.4)), strength=round(rng.uniform(0.3, 0.6), 2))
     if rng.random() < 0.5:
         twin = Object(
             name="twin",
             shape=shape,
-            location=(round(start[0] + 2.2, 2), round(start[1] + 1.2, 2), 0.5),
+            location=(round(start[0] + 1.8, 2), round(start[1] + 1.2, 2), 0.5),
             smooth=hero.smooth,
             material=Material(**{**hero_mat.__dict__}),
         )
@@ -107,7 +109,7 @@ def random_spec(rng: random.Random, name: str, frames: int = 24, resolution: int
             Object(
                 name=f"prop{i}",
                 shape=rng.choice(SOLID),
-                location=(round(rng.uniform(-2.5, 2.5), 2), round(rng.uniform(1.0, 2.5), 2), 0.5),
+                location=(round(rng.uniform(-2.0, 2.0), 2), round(rng.uniform(1.0, 2.0), 2), 0.5),
                 scale=(0.8, 0.8, 0.8),
                 material=Material(base_color=_color(rng)),
             )
@@ -124,16 +126,16 @@ def random_spec(rng: random.Random, name: str, frames: int = 24, resolution: int
     else:
         edit = Edit(object="hero", kind="color", color=_color(rng))
     cam = Camera(
-        location=(0.0, -7.5, 3.2),
-        target=(0.0, 0.3, 0.4),
-        lens=40.0,
+        location=(0.0, -6.5, 2.6),
+        target=(0.0, 0.3, 0.5),
+        lens=45.0,
         orbit=round(rng.uniform(60, 120), 1) if motion == "camera_orbit" else 0.0,
     )
     lights = [
         Light(
             kind="sun",
             rotation=(round(rng.uniform(20, 50)), 0, round(rng.uniform(0, 90))),
-            energy=round(rng.uniform(2.5, 4.0), 2),
+            energy=round(rng.uniform(2.5, 3.5), 2),
         )
     ]
     spec = Spec(

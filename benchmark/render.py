@@ -107,7 +107,6 @@ def _render_to(scene, path: Path) -> None:
 def _set_engine(r: _Restore, scene, engine: str, samples: int, threads: int) -> None:
     r.set(scene.render, "engine", engine)
     if engine == "CYCLES":
-        r.set(scene.cycles, "device", "CPU")
         r.set(scene.cycles, "samples", samples)
         r.set(scene.cycles, "seed", 0)
         r.set(scene.cycles, "use_animated_seed", False)
@@ -128,7 +127,10 @@ def _swap_in_edit(r: _Restore, obj, edit: Edit) -> None:
         r.call_later(lambda: bpy.data.materials.remove(base))
         r.call_later(obj.data.materials.pop)
     for slot in obj.material_slots:
-        src = slot.material or make_material(f"{obj.name}_z2h_base", Material())
+        src = slot.material
+        if src is None:  # an empty slot renders Blender's default grey
+            src = make_material(f"{obj.name}_z2h_base", Material())
+            r.call_later(lambda m=src: bpy.data.materials.remove(m))
         copy = src.copy()
         copy.name = f"{src.name}_z2h_edit"
         apply_edit(copy, edit)
@@ -201,7 +203,7 @@ def _motion(scene, obj, frames: list[int], anchor: int, size: tuple[int, int], m
 
     cam = scene.camera
     w, h = size
-    proj, vis, rots = [], [], []
+    proj, vis, rots, origins = [], [], [], []
     for f in frames:
         scene.frame_set(f)
         depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -231,10 +233,14 @@ def _motion(scene, obj, frames: list[int], anchor: int, size: tuple[int, int], m
             hit, loc, _, _, hit_obj, _ = scene.ray_cast(depsgraph, origin, direction, distance=dist * 1.01)
             # Visible: the first surface on the ray is the object itself, at (about) the vertex.
             v[j] = hit and hit_obj.original == obj and (loc - origin).length >= dist * 0.99 - 1e-4
+        ox, oy, _ = world_to_camera_view(scene, cam, mw.translation)
+        origins.append(np.array([[ox * w, (1 - oy) * h]]))
         proj.append(p)
         vis.append(v)
         rots.append((cam_mw.inverted() @ mw).decompose()[1])
     a = frames.index(anchor)
+    if len({len(p) for p in proj}) > 1:  # topology changes (e.g. geometry nodes): follow the origin
+        proj, vis = origins, [np.ones(1, bool)] * len(frames)
     out = []
     for i in range(len(frames)):
         d = np.linalg.norm(proj[i] - proj[a], axis=1)[vis[i]]

@@ -172,6 +172,7 @@ def build_scene(spec: Spec, scene=None) -> tuple[object, str]:
     scene.view_settings.view_transform = "Standard"  # colours as specified, no filmic desaturation
     # Short light paths: 2 diffuse/glossy bounces look the same on these scenes and render faster.
     cycles = scene.cycles
+    cycles.device = "CPU"  # pixels are reproducible on the CPU
     cycles.max_bounces, cycles.diffuse_bounces, cycles.glossy_bounces = 4, 2, 2
     cycles.transmission_bounces, cycles.volume_bounces, cycles.transparent_max_bounces = 2, 0, 4
     cycles.caustics_reflective = cycles.caustics_refractive = False

@@ -84,3 +84,17 @@ def test_build_through_worker_then_check(tmp_path, capsys):
     assert main(args + ["--resume"]) == 0
     assert "step 3/3" in capsys.readouterr().err  # 1 render + metadata of 2 frames
     assert main(["bench", "check", str(out)]) == 0
+
+
+def test_worker_command_resolution(tmp_path, monkeypatch):
+    from z2h.benchmark.build import WORKER, worker_command
+
+    fake = tmp_path / "blender"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert worker_command(str(fake)) == [str(fake), "-b", "--factory-startup", "--python-exit-code", "1",
+                                         "--python", str(WORKER), "--"]
+    monkeypatch.setenv("Z2H_BLENDER", str(BLENDER_PY))
+    assert worker_command() == [str(BLENDER_PY), str(WORKER), "--"]
+    with pytest.raises(FileNotFoundError, match="nope"):
+        worker_command(str(tmp_path / "nope"))

@@ -315,14 +315,48 @@ def test_hero_stage_front_delegates_to_the_diffusion_engine(model_dir):
 
 
 def test_bf16_weights_train_with_fp32_adapters(model_dir):
-    """The GPU path (bf16 base weights), run on the CPU: LoRA weights stay fp32, output is finite."""
+    """The GPU path (bf16 base, gradient checkpointing) on the CPU: LoRA stays fp32, output is finite."""
     parts = load_flux(model_dir, dtype=torch.bfloat16)
-    stage = DiffusionHeroStage(_settings(model_dir, steps=3, sample_steps=2), parts=parts)
+    settings = _settings(model_dir, steps=3, sample_steps=2, gradient_checkpointing=True)
+    stage = DiffusionHeroStage(settings, parts=parts)
     stats = stage.fit(*_triplet())
-    assert np.isfinite(stats["losses"]).all()
+    assert np.isfinite(stats["losses"]).all() and stats["steps"] == 3
+    assert not parts.transformer.gradient_checkpointing  # switched off again for sampling
     lora = [p for n, p in parts.transformer.named_parameters() if "lora_" in n]
     assert lora and all(p.dtype == torch.float32 for p in lora)
     assert parts.transformer.x_embedder.weight.dtype == torch.bfloat16
     zero, orig, _ = _triplet()
     out = stage.restore(zero[None], orig[None])
     assert out.shape == (1, 32, 32, 3) and out.std() > 1.0
+
+
+def _lora_grads(stage, zero, orig, ref):
+    conds, cond_ids, size = stage._conditions(zero, orig)
+    x0 = stage._encode(ref[None], size)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(9))
+    params = stage.router.parameters()
+    for p in params:
+        p.grad = None
+    img_ids = latent_ids(size[0] // 2, size[1] // 2)
+    stage._loss(conds, cond_ids, x0, img_ids, torch.tensor([0.4]), noise).backward()
+    return {id(p): p.grad.clone() for p in params}
+
+
+def test_gradient_checkpointing_replays_the_routing(trained):
+    """Checkpointed blocks are recomputed in backward, after the routing moved on to the noisy pass."""
+    stage = trained[0]
+    tr = stage.parts.transformer
+    zero, orig, ref = _triplet()
+    tr.train()
+    try:
+        want = _lora_grads(stage, zero, orig, ref)
+        tr.enable_gradient_checkpointing(stage.router.checkpoint_func())
+        got = _lora_grads(stage, zero, orig, ref)
+        tr.enable_gradient_checkpointing()  # diffusers' default recomputes with the noisy pass's routing
+        with pytest.raises(torch.utils.checkpoint.CheckpointError, match="different number of tensors"):
+            _lora_grads(stage, zero, orig, ref)
+    finally:
+        tr.disable_gradient_checkpointing()
+        tr.eval()
+    assert all(torch.allclose(got[k], want[k], rtol=1e-4, atol=1e-6) for k in want)
+    assert max(float(want[k].abs().max()) for k in want) > 1e-4

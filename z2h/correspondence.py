@@ -36,6 +36,9 @@ def dot_topk(q: torch.Tensor, keys: torch.Tensor, k: int, chunk: int = 2048) -> 
     if not 1 <= k <= keys.shape[1]:
         raise ValueError(f"k must be in 1..{keys.shape[1]} (anchor tokens), got {k}")
     keys_t, c = keys.transpose(1, 2), chunk
+    if k == 1:  # argmax is cheaper than topk
+        return torch.cat([torch.matmul(q[:, i:i + c], keys_t).argmax(-1, keepdim=True)
+                          for i in range(0, q.shape[1], c)], dim=1)
     out = [torch.matmul(q[:, i:i + c], keys_t).topk(k, dim=-1).indices for i in range(0, q.shape[1], c)]
     return torch.cat(out, dim=1)
 

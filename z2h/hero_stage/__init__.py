@@ -66,6 +66,8 @@ class HeroConfig:
             raise ValueError(f"hero steps must be >= 1, not {self.steps}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError(f"hero time budget must be > 0 seconds (or None), not {self.time_budget_s}")
+        if self.loss not in ("l1", "l2"):
+            raise ValueError(f"hero loss must be l1 or l2, not {self.loss!r}")
         if self.pseudo_pairs < 0:
             raise ValueError(f"pseudo_pairs must be >= 0, not {self.pseudo_pairs}")
 

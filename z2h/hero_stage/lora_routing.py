@@ -14,8 +14,10 @@ or fused: a merged LoRA would act on every token.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,35 @@ class TokenRouter:
     def off(self) -> None:
         """No adapter acts on any token (the base model)."""
         self.masks = {}
+
+    @contextlib.contextmanager
+    def using(self, masks: dict[str, Any]) -> Iterator[None]:
+        """Route with ``masks`` inside the block, then restore the previous routing."""
+        saved = self.masks
+        self.masks = masks
+        try:
+            yield
+        finally:
+            self.masks = saved
+
+    def checkpoint_func(self) -> Callable[..., Any]:
+        """A ``gradient_checkpointing_func`` for diffusers that recomputes with the forward's routing.
+
+        The masks live on the router, so a plain checkpoint would recompute every block during the
+        backward pass with whatever routing the last forward pass left behind (torch then stops with a
+        CheckpointError); this one replays the masks each block saw.
+        """
+        from torch.utils.checkpoint import checkpoint
+
+        def func(module: Any, *args: Any) -> Any:
+            masks = dict(self.masks)
+
+            def contexts() -> tuple[Any, Any]:
+                return contextlib.nullcontext(), self.using(masks)
+
+            return checkpoint(module.__call__, *args, use_reentrant=False, context_fn=contexts)
+
+        return func
 
     def _mask_for(self, name: str, out: Any) -> Any:
         m = self.masks.get(name)

@@ -109,14 +109,18 @@ class OfflineZeroStage:
         c = self.config
         grid = (size[0] // c.feature_stride, size[1] // c.feature_stride)
         x = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
-        parts = []
-        for f in self.model(x).values():
+        feats = self.model(x)
+        parts, start = [], 0
+        for f in feats.values():
+            channels = f.shape[1]
+            f = F.normalize(f, dim=1) / math.sqrt(len(feats))  # unit norm at the layer's own resolution
+            if basis is not None:  # project before upsampling: both are linear, and it is cheaper
+                f = torch.einsum("bchw,cd->bdhw", f, basis[start:start + channels])
+            start += channels
             if f.shape[-2:] != grid:
                 f = F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
-            parts.append(F.normalize(f, dim=1))
-        feat = torch.cat(parts, 1) / math.sqrt(len(parts))
-        if basis is not None:
-            feat = torch.einsum("bchw,cd->bdhw", feat, basis)
+            parts.append(f)
+        feat = torch.stack(parts).sum(0) if basis is not None else torch.cat(parts, 1)
         lab = linear_to_lab(F.interpolate(srgb_to_linear(images), size=grid, mode="area")) / 100
         lam, ones = c.colour_weight, torch.ones_like(lab[:, :1])
         q = torch.cat([feat, 2 * lam * lab, ones], 1)
