@@ -44,7 +44,8 @@ def check_video(d: Path, expect: dict | None) -> tuple[list[str], list[str]]:
         errors.append(f"{d / 'meta.json'}: per_frame has {len(meta['per_frame'])} entries, expected {n}")
     for kind, channels in KINDS.items():
         folder = d / kind
-        names = sorted(p.name for p in folder.glob("*.png")) if folder.is_dir() else []
+        found = folder.glob("*.png") if folder.is_dir() else []
+        names = sorted(p.name for p in found if not p.name.startswith("."))  # skip temporary files
         expected = [f"{i:04d}.png" for i in range(n)]
         for name in sorted(set(expected) - set(names)):
             errors.append(f"{folder / name}: missing")

@@ -15,8 +15,9 @@ per-object copy of the object's materials, so objects sharing a material are unt
 (8-bit, 255 = visible pixel of the object, from a flat Workbench render in which every other object
 is black, so occlusion is respected), optionally ``flow.npz`` (Cycles vector pass), and
 ``meta.json`` (per-frame motion of the object relative to the anchor: mean image-space displacement
-of its visible vertices, rotation angle in the camera frame, mask area; plus the measured leakage of
-the edit outside the dilated mask). Every file is written atomically (temporary name, then rename).
+of its visible surface points (400 fixed, area-uniform samples; visibility by ray casts from the
+camera), rotation angle in the camera frame, mask area; plus the measured leakage of the edit
+outside the dilated mask). Every file is written atomically (temporary name, then rename).
 Whatever the function changes (render settings, materials, object colours, frame) is restored
 afterwards, also when it fails or is cancelled (``progress`` may raise to cancel).
 
@@ -196,23 +197,51 @@ def leakage(out_dir: Path, frames: int, dilate_px: int = 3, threshold: int = 2) 
     }
 
 
-def _motion(scene, obj, frames: list[int], anchor: int, size: tuple[int, int], max_verts: int = 400) -> list:
-    """Per frame: mean pixel displacement of the visible vertices w.r.t. the anchor, rotation angle."""
+def _surface_samples(verts: np.ndarray, tris: np.ndarray, n: int) -> tuple:
+    """``n`` fixed surface points (triangle index, barycentric weights), uniform by area, seeded.
+
+    The same (triangle, weights) pairs are used on every frame, so each point follows the surface
+    through rigid motion and deformation alike.
+    """
+    rng = np.random.default_rng(0)
+    if len(tris) == 0:
+        return np.zeros(0, int), np.zeros((0, 3)), tris.shape
+    a, b, c = (verts[tris[:, k]] for k in range(3))
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1) + 1e-12
+    idx = rng.choice(len(tris), size=n, p=area / area.sum())
+    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
+    bary = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], 1)
+    return idx, bary, tris.shape
+
+
+def _motion(scene, obj, frames: list[int], anchor: int, size: tuple[int, int], max_points: int = 400) -> list:
+    """Per frame: mean pixel displacement of visible surface points w.r.t. the anchor, rotation angle."""
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
 
     cam = scene.camera
     w, h = size
     proj, vis, rots, origins = [], [], [], []
+    samples, topology_changed = None, False
     for f in frames:
         scene.frame_set(f)
         depsgraph = bpy.context.evaluated_depsgraph_get()
         ev = obj.evaluated_get(depsgraph)
         mesh = ev.to_mesh()
-        co = np.empty(len(mesh.vertices) * 3, np.float32)
-        mesh.vertices.foreach_get("co", co)
+        verts = np.empty(len(mesh.vertices) * 3, np.float32)
+        mesh.vertices.foreach_get("co", verts)
+        mesh.calc_loop_triangles()
+        tris = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+        mesh.loop_triangles.foreach_get("vertices", tris)
         ev.to_mesh_clear()
-        co = co.reshape(-1, 3)[:: max(1, len(co) // 3 // max_verts)]
+        verts, tris = verts.reshape(-1, 3), tris.reshape(-1, 3)
+        if samples is None:
+            samples = _surface_samples(verts, tris, max_points)
+        elif samples[2] != tris.shape:  # topology changes (e.g. geometry nodes): follow the origin
+            topology_changed = True
+            samples = _surface_samples(verts, tris, max_points)
+        idx, bary, _ = samples
+        co = (verts[tris[idx]] * bary[..., None]).sum(1) if len(idx) else verts[:1]
         mw = ev.matrix_world.copy()
         cam_mw = cam.evaluated_get(depsgraph).matrix_world.copy()
         cam_loc = cam_mw.translation
@@ -239,7 +268,7 @@ def _motion(scene, obj, frames: list[int], anchor: int, size: tuple[int, int], m
         vis.append(v)
         rots.append((cam_mw.inverted() @ mw).decompose()[1])
     a = frames.index(anchor)
-    if len({len(p) for p in proj}) > 1:  # topology changes (e.g. geometry nodes): follow the origin
+    if topology_changed:
         proj, vis = origins, [np.ones(1, bool)] * len(frames)
     out = []
     for i in range(len(frames)):
@@ -249,7 +278,7 @@ def _motion(scene, obj, frames: list[int], anchor: int, size: tuple[int, int], m
             {
                 "displacement_px": round(float(d.mean()) if d.size else 0.0, 3),
                 "rotation_deg": round(min(angle, 360 - angle), 3),
-                "visible_vertices": int(vis[i].sum()),
+                "visible_points": int(vis[i].sum()),
             }
         )
     return out
@@ -301,6 +330,8 @@ def render_pair(
     out_dir = Path(out_dir)
     for kind in KINDS:
         (out_dir / kind).mkdir(parents=True, exist_ok=True)
+        for stale in (out_dir / kind).glob(".*.tmp*"):  # left by an interrupted run (ours by name)
+            stale.unlink()
     flow_path = out_dir / "flow.npz"
     if flow and engine != "CYCLES":
         raise ValueError("the ground-truth flow needs the CYCLES engine (vector pass)")

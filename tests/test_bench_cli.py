@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from z2h.benchmark.png import read_png
 from z2h.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,9 +81,11 @@ def test_build_through_worker_then_check(tmp_path, capsys):
         assert z["forward"].shape == (1, 16, 16, 2) and z["forward"].dtype == np.float16
     # Second build: refused without a flag; --resume re-renders only the frame we removed.
     assert main(args) == 1
+    first = read_png(out / "tiny" / "edited" / "0001.png")
     (out / "tiny" / "edited" / "0001.png").unlink()
     assert main(args + ["--resume"]) == 0
     assert "step 3/3" in capsys.readouterr().err  # 1 render + metadata of 2 frames
+    assert np.array_equal(read_png(out / "tiny" / "edited" / "0001.png"), first)  # same pixels, new process
     assert main(["bench", "check", str(out)]) == 0
 
 
@@ -92,8 +95,16 @@ def test_worker_command_resolution(tmp_path, monkeypatch):
     fake = tmp_path / "blender"
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
-    assert worker_command(str(fake)) == [str(fake), "-b", "--factory-startup", "--python-exit-code", "1",
-                                         "--python", str(WORKER), "--"]
+    assert worker_command(str(fake)) == [
+        str(fake),
+        "-b",
+        "--factory-startup",
+        "--python-exit-code",
+        "1",
+        "--python",
+        str(WORKER),
+        "--",
+    ]
     monkeypatch.setenv("Z2H_BLENDER", str(BLENDER_PY))
     assert worker_command() == [str(BLENDER_PY), str(WORKER), "--"]
     with pytest.raises(FileNotFoundError, match="nope"):

@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="offline Hero-Stage: warped anchor copies (default 8)")
     parser.add_argument("--work-size", type=int, help="offline Zero-Stage matching size (default 256)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads for the Hero-Stage (0 = all)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads for the Hero-Stage (default 1; 0 = all cores)")
     parser.add_argument("--fps", type=float, default=24.0, help="frame rate of preview.mp4")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                         help="json: one JSON object per line on stdout (for the Blender add-on)")

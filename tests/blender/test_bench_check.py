@@ -5,6 +5,7 @@ import zlib
 
 import numpy as np
 import pytest
+
 from z2h.benchmark.check import check_benchmark
 from z2h.benchmark.manifest import write_manifest
 from z2h.benchmark.png import PNGError, encode_png, read_png, write_png

@@ -126,10 +126,12 @@ def test_resume_renders_only_missing_frames(tmp_path):
     render(out)
     (out / "edited" / "0001.png").unlink()
     (out / "mask" / "0002.png").write_bytes(b"half a png")  # an interrupted write
+    (out / "edited" / ".0001.tmp999.png").write_bytes(b"left by a killed worker")
     calls = []
     render(out, resume=True, progress=lambda d, t: calls.append(t))
     assert calls[-1] == 2 + 3  # two renders + the per-frame metadata of 3 frames
     assert read_png(out / "mask" / "0002.png").shape == (32, 32)
+    assert not list(out.rglob(".*tmp*"))
 
 
 def test_png_reader_matches_bpy(rendered):

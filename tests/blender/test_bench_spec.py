@@ -3,6 +3,7 @@
 import tomllib
 
 import pytest
+
 from z2h.benchmark.generate import generate, random_spec
 from z2h.benchmark.spec import SpecError, dumps_spec, load_spec, retime, spec_from_dict
 

@@ -29,7 +29,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, help="seconds per training run (0 = no limit)")
     p.add_argument("--pseudo-pairs", type=int, help="warped anchor copies for training (default 8)")
     p.add_argument("--work-size", type=int, default=256, help="offline Zero-Stage matching size")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
     p.add_argument("--overwrite", action="store_true", help="replace the results in a non-empty --out")

@@ -30,7 +30,9 @@ class HeroConfig:
     seed: int = 0
     steps: int = 800  # optimisation steps (offline) / training steps (diffusion)
     time_budget_s: float | None = 120.0  # training stops early past this; None = run every step
-    threads: int = 0  # torch CPU threads while training/restoring; 0 = all cores
+    # torch CPU threads while training/restoring (0 = all cores). 1 by default: the batches are small, and
+    # on a busy 2-core machine 2 threads ran training 10x SLOWER than 1 (threads wait on each other).
+    threads: int = 1
     # offline engine
     pseudo_pairs: int = 8  # warped copies of the anchor pair (0 = the paper's single triplet only)
     width: int = 16
