@@ -170,3 +170,14 @@ def test_sigterm_gives_partial_results_and_exit_130(cache, video):
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "partial" and run["written"]["zero"] == 5 and run["written"]["frames"] == 0
     assert len(read_frames(out / "zero")) == 5 and not (out / "preview.mp4").exists()
+
+
+def test_missing_offline_weights_name_the_fix(video, tmp_path):
+    root, _ = video
+    out = root / "out"
+    r = z2h_edit(tmp_path / "empty-cache", "--video", root / "video", "--anchor", 1, "--reference",
+                 root / "ref.png", "--out", out, "--progress", "json", *FAST)
+    assert r.returncode == 1
+    assert "z2h weights fetch" in events(r.stdout)[-1]["message"]
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert not (out / "frames").exists()

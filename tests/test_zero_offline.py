@@ -184,3 +184,17 @@ def test_cli_end_to_end(weights, tmp_path, capsys):
     assert bad[4] == "7" and bad[8] == str(tmp_path / "out2")
     assert main(bad) == 1
     assert "anchor frame 7 is out of range: the video has 4 frames" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("work_size", [32, 64])  # relu2_2: 64 tokens < 128 channels, and 256 tokens > 128
+def test_basis_is_the_principal_subspace(work_size):
+    e = OfflineZeroStage(ZeroStageConfig(work_size=work_size, feature_dim=16, layers=("relu2_2",)),
+                         model=VGGFeatures(("relu2_2",), pretrained=False))
+    anchor = torch.from_numpy(_translated_video([(0, 0)], size=work_size)).permute(0, 3, 1, 2).float() / 255
+    size = (work_size, work_size)
+    basis = e.basis(anchor, size)
+    feat = e.tokens(anchor, size)[0][0, :, :-4].double()
+    assert basis.shape == (128, 16)
+    assert torch.allclose(basis.T.double() @ basis.double(), torch.eye(16, dtype=torch.float64), atol=1e-4)
+    top = torch.linalg.svdvals(feat)[:16].pow(2).sum()
+    assert torch.isclose((feat @ basis.double()).pow(2).sum(), top, rtol=1e-4)

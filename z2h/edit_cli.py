@@ -113,11 +113,13 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_sequence(folder: Path, frames, progress, done: int, total: int) -> int:
+def write_sequence(folder: Path, frames, progress, done: int, total: int, written: dict, key: str) -> int:
+    """Write frames as NNNN.png, counting each in ``written[key]`` as it lands (so a cancel reports it)."""
     from z2h.io import write_image
 
     for i, frame in enumerate(frames):
         write_image(folder / f"{i:04d}.png", frame)
+        written[key] = i + 1
         done += 1
         progress(done, total)
     return done
@@ -178,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
         def on_zero(zero) -> None:
             mark = time.perf_counter()
-            record["written"]["zero"] = write_sequence(out / "zero", zero, write_progress, 0, total)
+            write_sequence(out / "zero", zero, write_progress, 0, total, record["written"], "zero")
             record["timings"]["write_zero"] = round(time.perf_counter() - mark, 2)
 
         from z2h.io import write_video
@@ -188,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
         record["timings"].update(result.timings)
         record["train"] = result.train
         mark = time.perf_counter()
-        done = write_sequence(out / "frames", result.frames, write_progress, len(frames), total)
-        record["written"]["frames"] = done - len(frames)
+        write_sequence(out / "frames", result.frames, write_progress, len(frames), total,
+                       record["written"], "frames")
         write_video(out / "preview.mp4", result.frames, fps=args.fps)
         record["written"]["preview"] = True
         write_progress(total, total)

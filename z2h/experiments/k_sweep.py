@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=("offline", "diffusion"), default="offline")
     p.add_argument("--zero-model", help="diffusion engine: Stable Diffusion 2.1-base folder or hub id")
     p.add_argument("--work-size", type=int, default=256, help="offline: matching resolution (longer side)")
+    p.add_argument("--tau", type=float, default=1.0,
+                   help="query temperature: offline logits are 20·τ·score (lower: more blur at large k)")
     p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex", help="LPIPS network or none")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
     p.add_argument("--overwrite", action="store_true", help="replace the results in a non-empty --out")
@@ -54,14 +56,18 @@ def parse_ks(text: str) -> list[int | str]:
 
 def sweep_video(video: Any, ks: list[int | str], args: argparse.Namespace, progress) -> dict[int, Any]:
     """Zero-Stage outputs of one benchmark video for every k: {effective k: frames}."""
+    from dataclasses import replace
+
     from z2h.zero_stage import ZeroStage, ZeroStageConfig
 
-    config = ZeroStageConfig(engine=args.engine, zero_model=args.zero_model, work_size=args.work_size)
+    config = ZeroStageConfig(engine=args.engine, zero_model=args.zero_model, work_size=args.work_size,
+                             tau=args.tau)
     if args.engine == "offline":
         from z2h.zero_stage.offline import OfflineZeroStage
 
         numeric = [10**9 if k == ALL else k for k in ks]  # clipped to the token count by run_ks
-        engine = OfflineZeroStage(config)
+        # Large k keeps (frames, N, k) indices alive: fewer frames per batch bound the memory.
+        engine = OfflineZeroStage(replace(config, batch_size=2 if max(numeric) > 256 else 8))
         return engine.run_ks(video.original, video.anchor, video.reference, numeric, progress)
     if ALL in ks:
         raise ValueError("k = all is only available with the offline engine; pass numbers to --ks")
@@ -151,14 +157,14 @@ def run(args: argparse.Namespace) -> int:
             grid(video, outputs, out / f"k_grid_{name}.png")
         rows = pd.DataFrame(rows)
         atomic_write_bytes(out / "k_sweep.csv", rows.to_csv(index=False).encode())
-        note = (f"Mean over {len(names)} videos, anchor frames excluded; engine {args.engine}; "
+        note = (f"Mean over {len(names)} videos, anchor frames excluded; engine {args.engine}, τ={args.tau}; "
                 f"metrics at native resolution, LPIPS {args.lpips}.\n\n")
         md = "# Zero-Stage quality vs k\n\n" + note + table(rows)
         atomic_write_bytes(out / "k_sweep.md", md.encode())
         plot(rows, out / "k_sweep.png")
         record = {"experiment": "k-sweep", "created": datetime.now(UTC).isoformat(timespec="seconds"),
                   "bench": str(args.bench), "videos": names, "ks": [str(k) for k in ks],
-                  "engine": args.engine, "work_size": args.work_size,
+                  "engine": args.engine, "work_size": args.work_size, "tau": args.tau,
                   "seconds": round(time.perf_counter() - t0, 1)}
         atomic_write_bytes(out / "run.json", (json.dumps(record, indent=2) + "\n").encode())
     except Cancelled:

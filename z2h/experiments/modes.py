@@ -29,7 +29,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, help="seconds per training run (0 = no limit)")
     p.add_argument("--pseudo-pairs", type=int, help="warped anchor copies for training (default 8)")
     p.add_argument("--work-size", type=int, default=256, help="offline Zero-Stage matching size")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = all)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; 0 = all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar")
     p.add_argument("--overwrite", action="store_true", help="replace the results in a non-empty --out")
@@ -130,7 +130,10 @@ def experiment_main(name: str, args: argparse.Namespace, body) -> int:
         if out.is_dir() and any(out.iterdir()) and not args.overwrite:
             raise ValueError(f"--out {out} is not empty; pass --overwrite to replace its results")
         out.mkdir(parents=True, exist_ok=True)
-        record = body(reporter, out)
+        from z2h.hero_stage.offline import torch_threads
+
+        with torch_threads(args.threads):
+            record = body(reporter, out)
         record.update(experiment=name, created=datetime.now(UTC).isoformat(timespec="seconds"),
                       bench=str(args.bench), seconds=round(time.perf_counter() - start, 1))
         atomic_write_bytes(out / "run.json", (json.dumps(record, indent=2) + "\n").encode())

@@ -84,7 +84,8 @@ class OfflineHeroStage:
         pairs_progress: ProgressFn | None = None,
     ) -> dict:
         """Train a new restorer; returns {"steps", "seconds", "loss_first", "loss_last", "budget_hit", ..}."""
-        triplets = self.training_triplets(zero_anchor, orig_anchor, reference, zero_stage, pairs_progress)
+        with torch_threads(self.config.threads):
+            triplets = self.training_triplets(zero_anchor, orig_anchor, reference, zero_stage, pairs_progress)
         return self.fit_triplets(*triplets, progress=progress)
 
     def fit_triplets(

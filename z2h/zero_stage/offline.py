@@ -140,9 +140,15 @@ class OfflineZeroStage:
         feat = q[0, :, :-4]  # drop the colour part (3 Lab + 1 constant)
         if d >= min(feat.shape):  # nothing to gain (few tokens or channels)
             return None
-        gram = (feat.T @ feat).double()  # float64: eigh of a near-singular float32 Gram can fail
-        _, vecs = torch.linalg.eigh(gram)  # eigenvalues ascending: the last d columns
-        return vecs[:, -d:].flip(1).to(feat.dtype).contiguous()
+        # float64: eigh of a near-singular float32 Gram can fail. With fewer tokens than channels the
+        # token Gram is smaller, and LAPACK is slow on the rank-deficient channel Gram (measured 7 s).
+        f64 = feat.double()
+        if f64.shape[0] < f64.shape[1]:
+            vals, u = torch.linalg.eigh(f64 @ f64.T)  # ascending: the last d are the top ones
+            vecs = f64.T @ u[:, -d:] / vals[-d:].clamp_min(1e-12).sqrt()
+        else:
+            vecs = torch.linalg.eigh(f64.T @ f64)[1][:, -d:]
+        return vecs.flip(1).to(feat.dtype).contiguous()
 
     def values(self, anchor: torch.Tensor, reference: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """The colour change of the edit per anchor token: (1, N, 3), or (1, N, 3·stride²) with ``patch``."""
@@ -187,6 +193,7 @@ class OfflineZeroStage:
         Each k is clipped to the number of anchor tokens; the result is keyed by the clipped k.
         """
         check_inputs(frames, anchor, reference)
+        frames, reference = np.asarray(frames), np.asarray(reference)
         progress = progress or no_progress
         c, dev = self.config, self.device
         n_frames, h, w = frames.shape[:3]
