@@ -25,7 +25,7 @@ $(BVENV)/.stamp: pyproject.toml
 
 # The main job on a small benchmark: build it, score the baselines and z2h, print where everything is.
 demo: setup
-	$(VENV)/bin/z2h bench build scenes/demo/*.toml --out $(DEMO)/bench --resume
+	$(VENV)/bin/z2h bench build scenes/demo/*.toml --out $(DEMO)/bench --jobs 2 --resume
 	$(VENV)/bin/z2h bench check $(DEMO)/bench
 	$(VENV)/bin/z2h eval run $(DEMO)/bench --methods default --out $(DEMO)/results
 	$(VENV)/bin/z2h eval table $(DEMO)/results --format md --out $(DEMO)/results/table.md

@@ -130,7 +130,9 @@ def _add_object(scene, o: Object, frames: int):
         sub.subdivision_type, sub.levels, sub.render_levels = "SIMPLE", 3, 3
         if o.deform.kind == "wave":
             mod = obj.modifiers.new("Deform", "WAVE")
-            mod.height, mod.width, mod.speed = o.deform.amount, 0.4, 0.5 / max(frames - 1, 1)
+            # Travelling waves along local x, displacing along local z (peak about 0.4 x amount).
+            mod.use_x, mod.use_y = True, False
+            mod.height, mod.width, mod.narrowness, mod.speed = o.deform.amount, 0.5, 1.5, 0.06
         else:
             mod = obj.modifiers.new("Deform", "SIMPLE_DEFORM")
             mod.deform_method, mod.deform_axis = o.deform.kind.upper(), o.deform.axis

@@ -73,7 +73,6 @@ def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def _run(args: argparse.Namespace) -> int:
     from z2h.eval.runner import RunConfig, resolve_methods, run
-
     from z2h.progress import Cancelled, Reporter
 
     methods = resolve_methods(args.methods, include_raft=bool(args.raft_weights))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from z2h.eval.report import METRICS, MOTION_LABELS, load_results, motion_bin
 
 
@@ -87,8 +88,8 @@ def plot_strip(bench: Path, results: Path, video: str, methods: list[str], frame
                path: Path) -> Path:
     """Rows: original, ground truth, each method; columns: frames (the anchor marked)."""
     from matplotlib.figure import Figure
-    from z2h.eval.data import load_video
 
+    from z2h.eval.data import load_video
     from z2h.io import read_image
 
     v = load_video(bench, video, with_flow=False)

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from z2h.eval.data import Video, list_videos, load_video, per_frame_meta
 from z2h.eval.methods import REGISTRY, check_output, get_method
-
 from z2h.progress import Cancelled, Reporter
 
 Z2H_METHODS = ("z2h-zero", "z2h")
@@ -281,7 +281,6 @@ class Runner:
     def score(self, name: str, video: Video) -> list[dict[str, Any]]:
         from z2h.eval.metrics import frame_metrics
         from z2h.eval.temporal import warp_error
-
         from z2h.io import read_frames
 
         folder = self.folder(name, video.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from z2h.eval.baselines.flow import fb_consistent, warp
 from z2h.eval.data import Flow
 

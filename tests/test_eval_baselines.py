@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from eval_fixtures import pan_video, texture
+
 from z2h.eval.baselines.colormap import ColorMap
 from z2h.eval.baselines.flow import RAFT, FlowWarp, compose, fb_consistent
 from z2h.eval.baselines.simple import NoEdit

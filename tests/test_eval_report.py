@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from eval_fixtures import make_bench
-from z2h.eval.report import summarize, table
 
 from z2h.cli import main
+from z2h.eval.report import summarize, table
 
 
 def write_results(folder, rows, methods=None, protocol="default"):

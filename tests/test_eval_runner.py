@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from eval_fixtures import make_bench
+
 from z2h.eval import methods as registry
 from z2h.eval.data import list_videos, load_video
 from z2h.eval.runner import RunConfig, resolve_methods, run
-
 from z2h.io import read_frames, write_image
 
 CALLS: list[str] = []

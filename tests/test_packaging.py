@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT), "-w", str(out)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
+         "-w", str(out)],
         check=True,
         capture_output=True,
     )
@@ -43,7 +44,8 @@ def test_installed_wheel_imports_mapped_packages(wheel, tmp_path):
     )
     code = "import z2h.eval.methods, z2h.benchmark, z2h.cli; print(z2h.eval.methods.__file__)"
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)}, capture_output=True, text=True
+        [sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+        capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(target))

@@ -361,7 +361,6 @@ def test_engine_loads_weights_from_config(tiny_path, video):
 
 def test_zero_stage_and_eval_method_run_the_diffusion_engine(tiny_path, video):
     from z2h.eval.methods import get_method
-
     from z2h.zero_stage import ZeroStage, ZeroStageConfig
 
     frames, anchor, reference = video

@@ -15,7 +15,8 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
     for name, (module, help_text) in EXPERIMENTS.items():
-        importlib.import_module(module).add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        parser_ = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(parser_)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -108,7 +108,7 @@ def bar_plot(rows: Any, by: str, metrics: tuple[str, ...], path: Path, title: st
         ax.set_xticks(x, videos, rotation=30, ha="right", fontsize=8)
         ax.set_title(m)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
