@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-import torch
+from conftest import write_random_vgg_cache
 from eval_fixtures import pan_video
 
 from z2h.io import read_frames, read_image, write_frames, write_image
@@ -21,16 +21,8 @@ FAST = ["--work-size", "64", "--steps", "30", "--pseudo-pairs", "1", "--threads"
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """Random VGG16 weights in a private Z2H_CACHE (the subprocesses get it through the environment)."""
-    from safetensors.torch import save_file
-
-    from z2h.models.vgg import vgg16_features
-
-    torch.manual_seed(0)
     root = tmp_path_factory.mktemp("cache")
-    (root / "weights").mkdir()
-    save_file({k: v.contiguous() for k, v in vgg16_features().state_dict().items()},
-              str(root / "weights" / "vgg16_features.safetensors"))
-    (root / "weights" / "provenance.json").write_text('{"source": "random weights made by the test"}')
+    write_random_vgg_cache(root)
     return root
 
 

@@ -6,7 +6,7 @@ import signal
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from conftest import write_random_vgg_cache
 from eval_fixtures import make_bench
 
 from z2h.cli import main
@@ -17,15 +17,7 @@ FAST = ["--work-size", "64", "--steps", "40", "--pseudo-pairs", "2", "--threads"
 @pytest.fixture
 def bench(tmp_path, monkeypatch):
     """A two-video benchmark and random VGG16 weights in a private Z2H_CACHE."""
-    from safetensors.torch import save_file
-
-    from z2h.models.vgg import vgg16_features
-
-    torch.manual_seed(0)
-    (tmp_path / "cache" / "weights").mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in vgg16_features().state_dict().items()},
-              str(tmp_path / "cache" / "weights" / "vgg16_features.safetensors"))
-    (tmp_path / "cache" / "weights" / "provenance.json").write_text('{"source": "random test weights"}')
+    write_random_vgg_cache(tmp_path / "cache")
     monkeypatch.setenv("Z2H_CACHE", str(tmp_path / "cache"))
     return make_bench(tmp_path / "bench", frames=4, anchor=1, size=(48, 48))
 

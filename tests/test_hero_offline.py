@@ -136,3 +136,11 @@ def test_bad_settings_and_inputs_give_clear_errors():
         stage.fit(a, a, np.zeros((8, 9, 3), np.uint8))
     with pytest.raises(RuntimeError, match="call fit"):
         stage.restore(a[None], a[None])
+
+
+def test_engine_defaults_fill_auto_fields_only():
+    # FLUX must not inherit the CPU restorer's 120 s budget or its step count.
+    assert (HeroConfig().steps, HeroConfig().time_budget_s) == (800, 120.0)
+    diffusion = HeroConfig(engine="diffusion")
+    assert (diffusion.steps, diffusion.time_budget_s) == (600, None)
+    assert HeroConfig(engine="diffusion", steps=5, time_budget_s=9.0).time_budget_s == 9.0

@@ -6,12 +6,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from conftest import write_random_vgg_cache
 from skimage import data
 
 from z2h.experiments import k_sweep
 from z2h.experiments.k_sweep import parse_ks
-from z2h.models.vgg import vgg16_features
 
 
 def main(argv):
@@ -23,15 +22,8 @@ def main(argv):
 
 @pytest.fixture
 def weights(tmp_path, monkeypatch):
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    folder = tmp_path / "cache" / "weights"
-    folder.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in vgg16_features().state_dict().items()},
-              str(folder / "vgg16_features.safetensors"))
-    (folder / "provenance.json").write_text('{"source": "random weights made by the test"}')
     monkeypatch.setenv("Z2H_CACHE", str(tmp_path / "cache"))
+    return write_random_vgg_cache(tmp_path / "cache")
 
 
 def make_bench(root, frames=4, anchor=1, size=64, step=(6, 4)):

@@ -6,7 +6,7 @@ loading path runs without `z2h weights fetch` (the Zero-Stage's colour term stil
 
 import numpy as np
 import pytest
-import torch
+from conftest import write_random_vgg_cache
 from eval_fixtures import pan_video
 
 from z2h.eval.methods import check_output, get_method
@@ -19,16 +19,8 @@ FAST = dict(work_size=64, hero_steps=40, pseudo_pairs=2, time_budget_s=None, thr
 @pytest.fixture(scope="module", autouse=True)
 def random_vgg(tmp_path_factory):
     """Random VGG16 weights in a private cache (Z2H_CACHE) for every test of this module."""
-    from safetensors.torch import save_file
-
-    from z2h.models.vgg import vgg16_features
-
-    torch.manual_seed(0)
     root = tmp_path_factory.mktemp("cache")
-    (root / "weights").mkdir()
-    save_file({k: v.contiguous() for k, v in vgg16_features().state_dict().items()},
-              str(root / "weights" / "vgg16_features.safetensors"))
-    (root / "weights" / "provenance.json").write_text('{"source": "random weights made by the test"}')
+    write_random_vgg_cache(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("Z2H_CACHE", str(root))
         yield root

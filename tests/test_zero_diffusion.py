@@ -25,14 +25,7 @@ from z2h.zero_stage.diffusion import DiffusionZeroStage, adain, working_size
 from z2h.zero_stage.dift import dift_features
 from z2h.zero_stage.inversion import ddim_denoise, ddim_invert
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """2 shared cores: two torch threads under load ran these tiny nets ~50x slower than one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FAST = dict(steps=3, resolution=32, dift_ensemble=2)
 

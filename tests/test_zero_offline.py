@@ -9,11 +9,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import write_random_vgg_cache
 from skimage import data
 
 from z2h.cli import main
 from z2h.io import read_frames, write_frames, write_image
-from z2h.models.vgg import VGGFeatures, vgg16_features
+from z2h.models.vgg import VGGFeatures
 from z2h.zero_stage import ZeroStage, ZeroStageConfig, ZeroStageMethod
 from z2h.zero_stage.offline import OfflineZeroStage, working_size
 
@@ -22,16 +23,8 @@ CFG = dict(work_size=96, batch_size=4)
 
 @pytest.fixture
 def weights(tmp_path, monkeypatch):
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    folder = tmp_path / "cache" / "weights"
-    folder.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in vgg16_features().state_dict().items()},
-              str(folder / "vgg16_features.safetensors"))
-    (folder / "provenance.json").write_text('{"source": "random weights made by the test"}')
     monkeypatch.setenv("Z2H_CACHE", str(tmp_path / "cache"))
-    return folder
+    return write_random_vgg_cache(tmp_path / "cache")
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=1, help="Zero-Stage top-k matches (default 1, the paper's)")
     parser.add_argument("--zero-model", help="Stable Diffusion 2.1 folder or hub id (diffusion engine)")
     parser.add_argument("--hero-model", help="FLUX folder or hub id (diffusion engine)")
-    parser.add_argument("--steps", type=int, help="Hero-Stage training steps (default 800)")
+    parser.add_argument("--steps", type=int,
+                        help="Hero-Stage training steps (default: 800 offline, 600 diffusion)")
     parser.add_argument("--time-budget", type=float,
-                        help="stop Hero-Stage training after this many seconds (default 120; 0 = no limit)")
+                        help="stop Hero-Stage training after this many seconds "
+                        "(default: 120 offline, no limit diffusion; 0 = no limit)")
     parser.add_argument("--pseudo-pairs", type=int,
                         help="offline Hero-Stage: warped anchor copies (default 8)")
     parser.add_argument("--work-size", type=int, help="offline Zero-Stage matching size (default 256)")
