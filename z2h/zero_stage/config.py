@@ -17,8 +17,8 @@ class ZeroStageConfig:
     blend) and ``tau`` (query temperature). With k = 1 the attention is a gather and γ, τ do not matter.
     Offline engine: VGG16 ``layers`` and colour (Lab) similarity pick the matches on a token grid of
     stride ``feature_stride`` at working size ``work_size``; attention moves the anchor's colour change
-    (``transfer``) to the target. Diffusion engine (SD 2.1 weights in ``zero_model``): fields left None
-    take that engine's defaults (20 DDIM steps, DIFT t=261, up-block 1, 8 draws, 512 px).
+    (``transfer``) to the target. Diffusion engine (SD 2.1 weights in ``zero_model``): the reference
+    code's settings (20 DDIM steps, DIFT t=261, up-block 1, 8 noise draws, 512 px).
     """
 
     engine: str = "offline"
@@ -38,11 +38,11 @@ class ZeroStageConfig:
     batch_size: int = 8
     # diffusion engine
     zero_model: str | None = None
-    steps: int | None = None
-    dift_t: int | None = None
-    dift_block: int | None = None
-    dift_ensemble: int | None = None
-    resolution: int | None = None
+    steps: int = 20  # DDIM steps (reference code)
+    dift_t: int = 261
+    dift_block: int = 1
+    dift_ensemble: int = 8
+    resolution: int = 512
 
     def __post_init__(self) -> None:
         self.layers = tuple(self.layers)
