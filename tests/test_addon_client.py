@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import pid_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,21 +64,6 @@ def fake(tmp_path):
     script = tmp_path / "fake_backend.py"
     script.write_text(FAKE_BACKEND)
     return lambda mode, steps=4, delay=0.01: [sys.executable, str(script), mode, str(steps), str(delay)]
-
-
-def _pid_gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        # A killed child of a dead parent is reaped by init; a zombie still answers kill(pid, 0).
-        stat = Path(f"/proc/{pid}/stat")
-        if stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z":
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _child_pid(job) -> int:
@@ -134,7 +119,7 @@ def test_cancel_stops_cooperative_backend_and_its_grandchild(fake):
     state = job.wait(timeout=10)
     assert state.status == "cancelled" and state.partial
     assert state.returncode == client.EXIT_CANCELLED  # the backend stopped itself on SIGTERM
-    assert _pid_gone(job.proc.pid) and _pid_gone(child)
+    assert pid_gone(job.proc.pid) and pid_gone(child)
     assert not job.group_alive()
     assert time.monotonic() - t0 < 4.0
 
@@ -146,7 +131,7 @@ def test_cancel_kills_a_backend_that_ignores_sigterm(fake):
     state = job.wait(timeout=10)
     assert state.status == "cancelled"
     assert state.returncode == -signal.SIGKILL
-    assert _pid_gone(job.proc.pid) and _pid_gone(child)
+    assert pid_gone(job.proc.pid) and pid_gone(child)
 
 
 def test_cancel_without_wait_returns_at_once_and_escalates_in_background(fake):
@@ -156,7 +141,7 @@ def test_cancel_without_wait_returns_at_once_and_escalates_in_background(fake):
     job.cancel(grace=0.3)
     assert time.monotonic() - t0 < 0.2
     assert job.wait(timeout=10).status == "cancelled"
-    assert _pid_gone(child)
+    assert pid_gone(child)
 
 
 def test_edit_command_follows_the_cli_contract():

@@ -7,7 +7,6 @@ CLI and progress contract of docs/architecture.md and writes recoloured copies o
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import pid_gone
 
 bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402  (only importable once bpy is)
@@ -154,17 +154,6 @@ def _wait(job, timeout=30.0):
             return state, states
         time.sleep(0.02)
     raise AssertionError("the backend job did not finish")
-
-
-def _pid_gone(pid, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # ------------------------------------------------------------------------------------ registration
@@ -369,7 +358,7 @@ def test_cancel_operator_kills_the_backend(fake_backend, tmp_path, monkeypatch):
     assert bpy.ops.z2h.cancel() == {"FINISHED"}
     state, _ = _wait(job, timeout=10)
     assert state.status == "cancelled" and state.returncode == 130
-    assert _pid_gone(job.proc.pid)
+    assert pid_gone(job.proc.pid)
     kind, message = jobs.finish_edit(scene, state)
     assert kind == "WARNING" and "cancelled" in message
     assert bpy.ops.z2h.cancel.poll() is False
@@ -385,7 +374,7 @@ def test_closing_the_file_cancels_a_running_backend(fake_backend, tmp_path, monk
         time.sleep(0.02)
     pid = json.loads(fake_backend.read_text())["pid"]  # the python behind the shell wrapper
     bpy.ops.wm.read_homefile(use_empty=True)  # runs the load_pre handler
-    assert _pid_gone(pid) and not job.group_alive()
+    assert pid_gone(pid) and not job.group_alive()
     assert jobs.active_job() is None
 
 
