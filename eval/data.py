@@ -72,6 +72,18 @@ def list_videos(bench: str | Path) -> list[str]:
     return [v["name"] for v in read_manifest(bench)["videos"]]
 
 
+def select_videos(bench: str | Path, names: list[str] | None = None) -> list[str]:
+    """``names`` checked against the manifest before any work starts (None: all), in manifest order."""
+    videos = list_videos(bench)
+    if not names:
+        return videos
+    unknown = sorted(set(names) - set(videos))
+    if unknown:
+        raise ValueError(f"videos not in {bench}/manifest.json: {', '.join(unknown)} "
+                         f"(available: {', '.join(videos)})")
+    return [n for n in videos if n in names]
+
+
 def _read_sequence(folder: Path, video: str, kind: str, frames: int, mask: bool = False) -> np.ndarray:
     from z2h.io import read_image, read_mask
 

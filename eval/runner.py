@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from z2h.eval.data import Video, list_videos, load_video, per_frame_meta
+from z2h.eval.data import Video, load_video, per_frame_meta, select_videos
 from z2h.eval.methods import REGISTRY, check_output, get_method
 from z2h.progress import Cancelled, Reporter
 
@@ -173,13 +173,7 @@ class Runner:
 
     # -- loading -----------------------------------------------------------------------------------
     def load_videos(self) -> None:
-        names = list_videos(self.c.bench)
-        if self.c.videos:
-            unknown = sorted(set(self.c.videos) - set(names))
-            if unknown:
-                raise ValueError(f"videos not in {self.c.bench}/manifest.json: {', '.join(unknown)}")
-            names = [n for n in names if n in self.c.videos]
-        for name in names:
+        for name in select_videos(self.c.bench, self.c.videos):
             video = load_video(self.c.bench, name)  # bad input stops the run: scores would be incomplete
             self.videos[name] = video
             self.input_hash[name] = _hash(video.original, video.reference, video.anchor)

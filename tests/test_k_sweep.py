@@ -81,3 +81,14 @@ def test_k_sweep_end_to_end(weights, tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["ks"] == ["1", "8", "all"]
     assert main(argv) == 1  # refuses to overwrite
     assert "not empty" in capsys.readouterr().err
+
+
+def test_unknown_video_fails_before_any_work(weights, tmp_path, capsys):
+    bench = make_bench(tmp_path / "bench")
+    out = tmp_path / "sweep"
+    argv = [str(bench), "--videos", "pan-a,nope", "--out", str(out), "--work-size", "64",
+            "--lpips", "none", "--progress", "none"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "videos not in" in err and "nope" in err
+    assert not out.exists()  # pan-a was not swept first

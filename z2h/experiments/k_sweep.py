@@ -130,7 +130,7 @@ def grid(video: Any, outputs: dict[int, Any], path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from z2h.eval.data import list_videos, load_video
+    from z2h.eval.data import load_video, select_videos
     from z2h.eval.metrics import frame_metrics
     from z2h.io import atomic_write_bytes
     from z2h.progress import Cancelled, Reporter
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         ks = parse_ks(args.ks)
         if out.is_dir() and any(out.iterdir()) and not args.overwrite:
             raise ValueError(f"--out {out} is not empty; pass --overwrite to replace its results")
-        names = args.videos.split(",") if args.videos else list_videos(args.bench)
+        names = select_videos(args.bench, args.videos.split(",") if args.videos else None)
         rows = []
         t0 = time.perf_counter()
         for name in names:

@@ -55,11 +55,11 @@ def hero_config(args: argparse.Namespace, **over: Any):
 
 def pick_videos(bench: str, names: str | None, tags: tuple[str, ...] | None) -> tuple[list[str], str]:
     """(video names, a note on how they were chosen)."""
-    from z2h.eval.data import list_videos, load_video
+    from z2h.eval.data import load_video, select_videos
 
     if names:
-        return names.split(","), "videos given with --videos"
-    everything = list_videos(bench)
+        return select_videos(bench, names.split(",")), "videos given with --videos"
+    everything = select_videos(bench)
     if not tags:
         return everything, "every video"
     chosen = [n for n in everything
