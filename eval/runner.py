@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from z2h import versions
 from z2h.eval.data import Video, load_video, per_frame_meta, select_videos
 from z2h.eval.methods import REGISTRY, check_output, get_method
+from z2h.io import write_json
 from z2h.progress import Cancelled, Reporter
 
 Z2H_METHODS = ("z2h-zero", "z2h")
@@ -81,12 +83,6 @@ def _hash(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _write_json(path: Path, data: Any) -> None:
-    from z2h.io import atomic_write_bytes
-
-    atomic_write_bytes(path, json.dumps(data, indent=2, default=str).encode())
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -98,20 +94,6 @@ def _plain(value: Any) -> Any:
     """JSON-safe scalar: numpy scalars to Python, NaN to None."""
     value = value.item() if isinstance(value, np.generic) else value
     return None if isinstance(value, float) and value != value else value
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and of the packages that shape the numbers."""
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("z2h", "numpy", "torch", "torchvision", "opencv-python-headless", "scikit-image", "lpips",
-                "diffusers", "pandas"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def _metrics_code_hash() -> str:
@@ -169,7 +151,7 @@ class Runner:
             protocol=self.c.protocol, lpips=self.c.lpips, versions=versions(),
             updated=datetime.now(UTC).isoformat(timespec="seconds"))
         self.record.setdefault("created", self.record["updated"])
-        _write_json(self.out / "run.json", self.record)
+        write_json(self.out / "run.json", self.record)
 
     # -- loading -----------------------------------------------------------------------------------
     def load_videos(self) -> None:
@@ -222,7 +204,7 @@ class Runner:
             stale.unlink()
         write_frames(folder, output)
         info = {"key": self.output_key(name, video.name), "frames": video.frames, "seconds": seconds}
-        _write_json(folder / ".output.json", info)
+        write_json(folder / ".output.json", info)
         self._set(name, video.name, status="done", seconds=round(seconds, 3),
                   seconds_per_frame=round(seconds / video.frames, 4))
 
@@ -310,7 +292,7 @@ class Runner:
                 "edit_kind": (video.meta.get("edit") or {}).get("kind", ""),
             })
         rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
-        _write_json(cache_path, {"key": key, "rows": rows})
+        write_json(cache_path, {"key": key, "rows": rows})
         self._set(name, video.name, metrics_seconds=round(time.perf_counter() - start, 3))
         return rows
 

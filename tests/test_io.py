@@ -57,3 +57,29 @@ def test_mp4_preview_round_trip(tmp_path):
     back = io.read_frames(tmp_path / "preview.mp4")
     assert back.shape == frames.shape
     assert np.abs(back.astype(int) - frames).mean() < 6
+
+
+def test_prepare_out_refuses_then_removes_only_named_artefacts(tmp_path):
+    out = tmp_path / "out"
+    io.prepare_out(out, overwrite=False)  # missing: fine, nothing created
+    assert not out.exists()
+    (out / "frames").mkdir(parents=True)
+    (out / "frames" / "0000.png").write_bytes(b"x")
+    (out / "0007.png").write_bytes(b"x")
+    (out / "run.json").write_text("{}")
+    (out / "notes.txt").write_text("the user's own file")
+    with pytest.raises(ValueError, match="not empty; pass --overwrite"):
+        io.prepare_out(out, overwrite=False)
+    io.prepare_out(out, overwrite=True, artefacts=("run.json", "frames", "[0-9][0-9][0-9][0-9].png"))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="not a folder"):
+        io.prepare_out(tmp_path / "file", overwrite=True)
+
+
+def test_write_json_is_atomic_and_stringifies_paths(tmp_path):
+    import json
+
+    io.write_json(tmp_path / "r.json", {"out": tmp_path, "n": 1})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"out": str(tmp_path), "n": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -8,9 +8,6 @@ OUT/preview.mp4 and, last, OUT/run.json (settings, engine, versions, timings, st
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -69,22 +66,6 @@ def build_config(args: argparse.Namespace):
     return EditConfig.from_options(**options)
 
 
-def prepare_out(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty --out unless --overwrite; then remove only an earlier run's artefacts."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"--out {out} is not empty; pass --overwrite to replace an earlier run there")
-        for name in ARTEFACTS:  # run.json first: a stale "complete" must never outlive the files it describes
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def load_inputs(args: argparse.Namespace):
     """(frames, reference) with errors that name the flag and the file."""
     import numpy as np
@@ -103,18 +84,6 @@ def load_inputs(args: argparse.Namespace):
     return frames, np.ascontiguousarray(reference)
 
 
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for pkg in ("z2h", "numpy", "torch", "diffusers"):
-        try:
-            found[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
 def write_sequence(folder: Path, frames, progress, done: int, total: int, written: dict, key: str) -> int:
     """Write frames as NNNN.png, counting each in ``written[key]`` as it lands (so a cancel reports it)."""
     from z2h.io import write_image
@@ -128,7 +97,8 @@ def write_sequence(folder: Path, frames, progress, done: int, total: int, writte
 
 
 def run(args: argparse.Namespace) -> int:
-    from z2h.io import atomic_write_bytes
+    from z2h import versions
+    from z2h.io import prepare_out, write_json
 
     reporter = Reporter(args.progress)
     reporter.install_signal_handlers()
@@ -146,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         record.update(status=status, **extra)
         record["timings"]["total"] = round(time.perf_counter() - start, 2)
         try:
-            atomic_write_bytes(out / "run.json", (json.dumps(record, indent=2) + "\n").encode())
+            write_json(out / "run.json", record)
         except OSError as e:  # e.g. the disk filled up: say so, but keep the real outcome's exit code
             print(f"z2h: could not write {out / 'run.json'}: {e}", file=sys.stderr)
 
@@ -174,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("the diffusion engine needs Stable Diffusion 2.1 weights: pass --zero-model "
                              "FOLDER_OR_HUB_ID")
         frames, reference = load_inputs(args)
-        prepare_out(out, args.overwrite)
+        prepare_out(out, args.overwrite, ARTEFACTS)
         out_ready = True
         record["versions"] = versions()
         total = 2 * len(frames) + 1  # zero frames, final frames, preview

@@ -6,8 +6,10 @@ that looks complete.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -91,6 +93,29 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | Path, data: object) -> None:
+    """Write ``data`` as indented JSON, atomically (non-JSON values such as paths become strings)."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
+
+
+def prepare_out(out: str | Path, overwrite: bool, artefacts: tuple[str, ...] = ()) -> None:
+    """Refuse a non-empty output folder unless ``overwrite``; then remove only an earlier run's ``artefacts``.
+
+    ``artefacts`` are glob patterns relative to ``out``, removed in order (files, or folders with their
+    contents); put the run record first so a stale "complete" never outlives the files it describes.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    if not (out.is_dir() and any(out.iterdir())):
+        return
+    if not overwrite:
+        raise ValueError(f"--out {out} is not empty; pass --overwrite to replace an earlier run there")
+    for pattern in artefacts:
+        for path in sorted(out.glob(pattern)):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import os
 import pickle
 import subprocess
@@ -228,6 +227,8 @@ def fetch(source: Path | None = None, force: bool = False, log=print) -> Path:
     Idempotent: does nothing when the cache is complete unless ``force``. Every file is written to a
     temporary name and renamed; the provenance JSON is written last, so its presence means "complete".
     """
+    from z2h.io import write_json
+
     folder = weights_dir()
     if is_fetched(folder) and not force:
         log(f"weights already in {folder} (use --force to convert again)")
@@ -264,9 +265,7 @@ def fetch(source: Path | None = None, force: bool = False, log=print) -> Path:
                 for name, tensors in zip(_files(net), (features, lins), strict=True):
                     _save_atomic(tensors, folder / name)
                     record["files"][name] = _sha256(folder / name)
-    tmp_json = folder / f".{PROVENANCE}.tmp{os.getpid()}"
-    tmp_json.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp_json, folder / PROVENANCE)
+    write_json(folder / PROVENANCE, record)  # last: its presence means the conversion finished
     log(f"weights written to {folder}")
     return folder
 

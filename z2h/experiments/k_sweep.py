@@ -11,7 +11,6 @@ The offline engine computes all k in one pass (features and one top-max(k) searc
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -132,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     from z2h.eval.data import load_video, select_videos
     from z2h.eval.metrics import frame_metrics
-    from z2h.io import atomic_write_bytes
+    from z2h.io import atomic_write_bytes, prepare_out, write_json
     from z2h.progress import Cancelled, Reporter
 
     reporter = Reporter(args.progress)
@@ -140,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         ks = parse_ks(args.ks)
-        if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-            raise ValueError(f"--out {out} is not empty; pass --overwrite to replace its results")
+        prepare_out(out, args.overwrite)
         names = select_videos(args.bench, args.videos.split(",") if args.videos else None)
         rows = []
         t0 = time.perf_counter()
@@ -166,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                   "bench": str(args.bench), "videos": names, "ks": [str(k) for k in ks],
                   "engine": args.engine, "work_size": args.work_size, "tau": args.tau,
                   "seconds": round(time.perf_counter() - t0, 1)}
-        atomic_write_bytes(out / "run.json", (json.dumps(record, indent=2) + "\n").encode())
+        write_json(out / "run.json", record)
     except Cancelled:
         reporter.emit("cancelled", out=str(out), partial=True, message="k-sweep cancelled")
         return 130

@@ -9,7 +9,6 @@ metrics, anchor excluded), ``modes.png`` and ``run.json``. The Zero-Stage alone 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -117,7 +116,7 @@ def bar_plot(rows: Any, by: str, metrics: tuple[str, ...], path: Path, title: st
 
 def experiment_main(name: str, args: argparse.Namespace, body) -> int:
     """Shared run(): --out check, signals, errors and exit codes; ``body(reporter, out) -> record``."""
-    from z2h.io import atomic_write_bytes
+    from z2h.io import prepare_out, write_json
     from z2h.progress import Cancelled, Reporter
 
     reporter = Reporter(args.progress)
@@ -125,10 +124,7 @@ def experiment_main(name: str, args: argparse.Namespace, body) -> int:
     out = Path(args.out)
     start = time.perf_counter()
     try:
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"--out {out} exists and is not a folder")
-        if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-            raise ValueError(f"--out {out} is not empty; pass --overwrite to replace its results")
+        prepare_out(out, args.overwrite)
         out.mkdir(parents=True, exist_ok=True)
         from z2h.hero_stage.offline import torch_threads
 
@@ -136,7 +132,7 @@ def experiment_main(name: str, args: argparse.Namespace, body) -> int:
             record = body(reporter, out)
         record.update(experiment=name, created=datetime.now(UTC).isoformat(timespec="seconds"),
                       bench=str(args.bench), seconds=round(time.perf_counter() - start, 1))
-        atomic_write_bytes(out / "run.json", (json.dumps(record, indent=2) + "\n").encode())
+        write_json(out / "run.json", record)
     except (Cancelled, KeyboardInterrupt):
         reporter.emit("cancelled", out=str(out), partial=True)
         print(f"z2h experiment {name}: cancelled", file=sys.stderr)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from datetime import UTC, datetime
@@ -40,20 +38,9 @@ def _fail(reporter, message: str) -> int:
     return 1
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"--out {out} is not empty; pass --overwrite to replace its frames")
-        # Only what this command writes: stale frames of a longer earlier run must not survive.
-        for p in [*out.glob("[0-9][0-9][0-9][0-9].png"), out / "run.json"]:
-            p.unlink(missing_ok=True)
-
-
 def run(args: argparse.Namespace) -> int:
-    from z2h import __version__
-    from z2h.io import atomic_write_bytes, read_frames, read_image, write_image
+    from z2h import versions
+    from z2h.io import prepare_out, read_frames, read_image, write_image, write_json
     from z2h.progress import Cancelled, Reporter
     from z2h.zero_stage import ZeroStage, ZeroStageConfig
     from z2h.zero_stage.offline import check_inputs
@@ -71,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         frames = read_frames(args.video)
         reference = read_image(args.reference)
         check_inputs(frames, args.anchor, reference)  # before touching --out
-        _prepare_out(out, args.overwrite)
+        # Only what this command writes: stale frames of a longer earlier run must not survive.
+        prepare_out(out, args.overwrite, ("run.json", "[0-9][0-9][0-9][0-9].png"))
         stage = ZeroStage(config)
         t0 = time.perf_counter()
         result = stage(frames, args.anchor, reference, progress=reporter.stage("zero", "Zero-Stage"))
@@ -83,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
             written = i + 1
         write(len(result), len(result))
         t2 = time.perf_counter()
-        import torch
 
         record = {
             "command": "zero",
@@ -93,11 +80,11 @@ def run(args: argparse.Namespace) -> int:
             "inputs": {"video": str(args.video), "anchor": args.anchor, "reference": str(args.reference)},
             "frames": len(result),
             "resolution": [int(frames.shape[2]), int(frames.shape[1])],
-            "versions": {"z2h": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "versions": versions(),
             "timing": {"zero_s": round(t1 - t0, 3), "write_s": round(t2 - t1, 3),
                        "zero_s_per_frame": round((t1 - t0) / len(result), 4)},
         }
-        atomic_write_bytes(out / "run.json", (json.dumps(record, indent=2) + "\n").encode())
+        write_json(out / "run.json", record)
     except Cancelled:
         reporter.emit("cancelled", out=str(out), partial=True,
                       message=f"cancelled; {written} frames in {out}")
