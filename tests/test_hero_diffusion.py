@@ -314,6 +314,18 @@ def test_hero_stage_front_delegates_to_the_diffusion_engine(model_dir):
     assert hero.restore(zero[None], orig[None]).shape == (1, 32, 32, 3)
 
 
+def test_diffusion_engine_leaves_the_process_thread_count_alone(model_dir):
+    from z2h.hero_stage import HeroConfig, HeroStage
+
+    before = torch.get_num_threads()
+    cfg = HeroConfig(engine="diffusion", mode=1, hero_model=str(model_dir), steps=1, lora_rank=4,
+                     threads=before + 1)
+    cfg.resolution, cfg.sample_steps = 16, 1
+    hero = HeroStage(cfg)
+    hero.fit(*_triplet())
+    assert torch.get_num_threads() == before  # fit() used to set it for good
+
+
 def test_bf16_weights_train_with_fp32_adapters(model_dir):
     """The GPU path (bf16 base, gradient checkpointing) on the CPU: LoRA stays fp32, output is finite."""
     parts = load_flux(model_dir, dtype=torch.bfloat16)

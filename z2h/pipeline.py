@@ -87,7 +87,7 @@ def edit(
     survive a cancel during the Hero-Stage). Cancellation raises :class:`z2h.progress.Cancelled`.
     """
     from z2h.hero_stage import HeroStage
-    from z2h.hero_stage.offline import torch_threads
+    from z2h.threads import torch_threads
     from z2h.zero_stage import ZeroStage
     from z2h.zero_stage.offline import check_inputs
 

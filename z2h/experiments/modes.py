@@ -126,7 +126,7 @@ def experiment_main(name: str, args: argparse.Namespace, body) -> int:
     try:
         prepare_out(out, args.overwrite)
         out.mkdir(parents=True, exist_ok=True)
-        from z2h.hero_stage.offline import torch_threads
+        from z2h.threads import torch_threads
 
         with torch_threads(args.threads):
             record = body(reporter, out)

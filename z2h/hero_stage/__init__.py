@@ -122,7 +122,10 @@ class HeroStage:
         if self.config.engine == "offline":
             return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress,
                                  zero_stage=zero_stage, pairs_progress=pairs_progress)
-        return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress) or {}
+        from z2h.threads import torch_threads
+
+        with torch_threads(self.config.threads):  # the offline engine scopes its own threads
+            return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress) or {}
 
     def restore(
         self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None
@@ -131,7 +134,12 @@ class HeroStage:
         if zero_frames.shape != orig_frames.shape or zero_frames.ndim != 4 or zero_frames.shape[-1] != 3:
             raise ValueError(f"zero frames {zero_frames.shape} and original frames {orig_frames.shape} "
                              "must both be (T, H, W, 3) of one size")
-        return self.impl.restore(zero_frames, orig_frames, progress=progress)
+        if self.config.engine == "offline":
+            return self.impl.restore(zero_frames, orig_frames, progress=progress)
+        from z2h.threads import torch_threads
+
+        with torch_threads(self.config.threads):
+            return self.impl.restore(zero_frames, orig_frames, progress=progress)
 
 
 def _check_image(name: str, image: np.ndarray, shape: tuple) -> None:

@@ -69,7 +69,6 @@ class DiffusionSettings:
     seed: int = 0
     prompt: str = ""
     time_budget_s: float | None = None
-    threads: int = 0
     device: str | None = None  # None: cuda if available, else cpu
     gradient_checkpointing: bool | None = None  # None: on a GPU only
     eval_draws: int = 8  # fixed (t, noise) draws for the before/after anchor loss; 0 = skip
@@ -88,7 +87,6 @@ class DiffusionSettings:
             resolution=config.resolution,
             seed=config.seed,
             time_budget_s=config.time_budget_s,
-            threads=config.threads,
         )
 
 
@@ -267,8 +265,6 @@ class DiffusionHeroStage:
         from z2h.models.flux import latent_ids
 
         progress = progress or no_progress
-        if self.cfg.threads > 0:
-            torch.set_num_threads(self.cfg.threads)
         self._load()
         self._add_adapters()
         tr, f = self.parts.transformer, self.parts.vae_scale_factor

@@ -3,36 +3,21 @@
 Training data, all from the anchor frame (nothing from other frames): the paper's triplet
 (zero(anchor), anchor) -> reference plus ``pseudo_pairs`` warped copies of the anchor pair
 (z2h/hero_stage/pseudo_pairs.py) whose condition 1 comes from the real Zero-Stage. Random crops and
-flips; L1 loss; Adam with a cosine decay. A step count (deterministic with the seed) bounded by a time
-budget (so a slow machine still finishes).
+flips; L2 loss (``loss``); Adam with a cosine decay. A step count (deterministic with the seed) bounded
+by a time budget (so a slow machine still finishes).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import time
-from collections.abc import Iterator
 
 import numpy as np
 
 from z2h.hero_stage import HeroConfig, ZeroFn
 from z2h.hero_stage.pseudo_pairs import warped_pairs
 from z2h.progress import ProgressFn, no_progress
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Use ``n`` torch CPU threads inside the block (0 = every core), restoring the old count after."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n if n > 0 else (os.cpu_count() or 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+from z2h.threads import torch_threads
 
 
 def _to_tensor(images: np.ndarray):
