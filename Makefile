@@ -1,12 +1,16 @@
 # Two environments (see README): .venv = backend (torch, ML stack), .venv-blender = Blender side (bpy, numpy<2).
+# The add-on supports Blender 4.2 LTS and later: .venv-blender-4.2 and -4.5 run the Blender-side tests on those
+# (bpy 4.2.0 = the manifest's blender_version_min, 4.5.15 = the last 4.x LTS; see docs/addon.md).
 PYTHON ?= python3
 VENV := .venv
 BVENV := .venv-blender
+OLD_BLENDERS := 4.2 4.5
+OLD_BVENVS := $(addprefix $(BVENV)-,$(OLD_BLENDERS))
 DEMO := data/demo
 
 .PHONY: setup demo test test-all lint clean
 
-setup: $(VENV)/.stamp $(BVENV)/.stamp
+setup: $(VENV)/.stamp $(BVENV)/.stamp $(addsuffix /.stamp,$(OLD_BVENVS))
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +27,13 @@ $(BVENV)/.stamp: pyproject.toml
 	$(BVENV)/bin/pip install -q -e ".[blender,dev]"
 	touch $@
 
+# bpy 4.2 / 4.5 (extras blender42 / blender45 in pyproject.toml): ~1 GB and ~20 s each.
+$(BVENV)-%/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(BVENV)-$*
+	$(BVENV)-$*/bin/pip install -q --upgrade pip
+	$(BVENV)-$*/bin/pip install -q -e ".[blender$(subst .,,$*),dev]"
+	touch $@
+
 # The main job on a small benchmark: build it, score the baselines and z2h, print where everything is.
 demo: setup
 	$(VENV)/bin/z2h bench build scenes/demo/*.toml --out $(DEMO)/bench --jobs 2 --resume
@@ -35,14 +46,16 @@ demo: setup
 # Fast subset (CI). Blender-side tests run in .venv-blender, the rest in .venv.
 test: setup
 	$(BVENV)/bin/pytest -q -m "not slow" tests/blender
+	for v in $(OLD_BVENVS); do $$v/bin/pytest -q -m "not slow" tests/blender || exit 1; done
 	$(VENV)/bin/pytest -q -m "not slow" tests --ignore=tests/blender
 
 test-all: setup
 	$(BVENV)/bin/pytest -q tests/blender
+	for v in $(OLD_BVENVS); do $$v/bin/pytest -q tests/blender || exit 1; done
 	$(VENV)/bin/pytest -q tests --ignore=tests/blender
 
 lint:
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(BVENV) *.egg-info
+	rm -rf $(VENV) $(BVENV) $(OLD_BVENVS) *.egg-info

@@ -18,6 +18,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from . import blender_compat
+
 
 def _cstr(buf: bytes, pos: int) -> tuple[str, int]:
     end = buf.index(b"\0", pos)
@@ -102,15 +104,14 @@ class VectorPass:
     def render(self, png_path: Path) -> np.ndarray:
         scene, settings = self.scene, self.scene.render.image_settings
         exr = png_path.with_name(f".{png_path.stem}.tmp{os.getpid()}.exr")
-        saved = (settings.media_type, settings.file_format, settings.color_depth, settings.color_mode)
-        settings.media_type = "MULTI_LAYER_IMAGE"
-        settings.exr_codec, settings.color_depth = "NONE", "32"
-        scene.render.filepath = str(exr)
+        saved = (settings.color_depth, settings.color_mode)
         try:
-            bpy.ops.render.render(write_still=True, scene=scene.name)
-        finally:
-            settings.media_type, settings.file_format = saved[0], saved[1]
-            settings.color_depth, settings.color_mode = saved[2], saved[3]
+            with blender_compat.file_format(settings, "OPEN_EXR_MULTILAYER"):
+                settings.exr_codec, settings.color_depth = "NONE", "32"
+                scene.render.filepath = str(exr)
+                bpy.ops.render.render(write_still=True, scene=scene.name)
+        finally:  # after the format is back: 8-bit depth is invalid for EXR
+            settings.color_depth, settings.color_mode = saved
         # The PNG comes from the same render result, so it matches a plain render pixel for pixel.
         tmp = png_path.with_name(f".{png_path.stem}.tmp{os.getpid()}.png")
         bpy.data.images["Render Result"].save_render(str(tmp), scene=scene)

@@ -38,6 +38,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from . import blender_compat
 from .materials import apply_edit, make_material
 from .png import PNGError, png_complete, read_header, read_png, write_png
 from .spec import Edit, Material, edit_from_dict, spec_to_dict
@@ -106,7 +107,7 @@ def _render_to(scene, path: Path) -> None:
 
 
 def _set_engine(r: _Restore, scene, engine: str, samples: int, threads: int) -> None:
-    r.set(scene.render, "engine", engine)
+    r.set(scene.render, "engine", blender_compat.engine_id(engine))
     if engine == "CYCLES":
         r.set(scene.cycles, "samples", samples)
         r.set(scene.cycles, "seed", 0)
@@ -365,9 +366,8 @@ def render_pair(
         r.set(render, "use_persistent_data", True)  # measured: ~2x faster per frame, same pixels
         r.set(render, "film_transparent", False)
         settings = render.image_settings
-        if hasattr(settings, "media_type"):
-            r.set(settings, "media_type", "IMAGE")
-        r.set(settings, "file_format", "PNG")
+        for attr, value in blender_compat.file_format_values("PNG"):
+            r.set(settings, attr, value)
         r.set(settings, "color_mode", "RGB")
         r.set(settings, "color_depth", "8")
         _set_engine(r, scene, engine, samples, threads)

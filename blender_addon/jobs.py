@@ -296,10 +296,11 @@ def load_result(scene: bpy.types.Scene, frames_dir: Path, name: str, frame_start
     result.render.fps, result.render.fps_base = scene.render.fps, scene.render.fps_base
     result.frame_start, result.frame_end = frame_start, frame_start + len(files) - 1
     editor = result.sequence_editor or result.sequence_editor_create()
-    old = editor.strips.get(label)
+    strips = bench.module("blender_compat").strips(editor)
+    old = strips.get(label)
     if old is not None:  # a previous result of the same video: replace it
-        editor.strips.remove(old)
-    strip = editor.strips.new_image(label, str(files[0]), 1, frame_start)
+        strips.remove(old)
+    strip = strips.new_image(label, str(files[0]), 1, frame_start)
     for f in files[1:]:
         strip.elements.append(f.name)
 

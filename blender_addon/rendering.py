@@ -40,14 +40,16 @@ def overridden(scene: bpy.types.Scene, values: Sequence[tuple[str, object]]) -> 
 def render_settings(scene: bpy.types.Scene, resolution: tuple[int, int], engine: str,
                     samples: int) -> list[tuple[str, object]]:
     """The overrides for an 8-bit RGB PNG render of the 3D scene at ``resolution``."""
+    compat = bench.module("blender_compat")
     values: list[tuple[str, object]] = [
-        ("render.engine", engine),
+        ("render.engine", compat.engine_id(engine)),
         ("render.resolution_x", int(resolution[0])),
         ("render.resolution_y", int(resolution[1])),
         ("render.resolution_percentage", 100),
         ("render.use_sequencer", False),  # strips in this scene must not replace the 3D render
-        ("render.image_settings.media_type", "IMAGE"),
-        ("render.image_settings.file_format", "PNG"),
+    ]
+    values += [(f"render.image_settings.{attr}", v) for attr, v in compat.file_format_values("PNG")]
+    values += [
         ("render.image_settings.color_mode", "RGB"),
         ("render.image_settings.color_depth", "8"),
         ("render.use_file_extension", True),

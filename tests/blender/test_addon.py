@@ -20,6 +20,7 @@ bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402  (only importable once bpy is)
 import numpy as np  # noqa: E402
 
+from z2h.benchmark.blender_compat import all_strips, node_tree, strips  # noqa: E402
 from z2h.benchmark.png import read_header, read_png, write_png  # noqa: E402
 
 MODULE = "z2h.blender_addon"
@@ -122,7 +123,7 @@ def make_scene(tmp_path, frames: int = 3):
         mesh.from_pydata(verts, [], faces)
         mat = bpy.data.materials.new(name + "Mat")
         mat.diffuse_color = color
-        bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+        bsdf = next(n for n in node_tree(mat).nodes if n.type == "BSDF_PRINCIPLED")
         bsdf.inputs["Base Color"].default_value = color
         mesh.materials.append(mat)
         obj = bpy.data.objects.new(name, mesh)
@@ -261,7 +262,7 @@ def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp
     kind, message = jobs.finish_edit(scene, state)
     assert kind == "INFO", message
     result = bpy.data.scenes["Z2H Box"]
-    strip = result.sequence_editor.strips["Z2H Box"]
+    strip = strips(result.sequence_editor)["Z2H Box"]
     assert [e.filename for e in strip.elements] == ["0000.png", "0001.png", "0002.png"]
     assert strip.frame_final_start == 1 and strip.frame_final_duration == 3
     assert (result.frame_start, result.frame_end) == (1, 3)
@@ -271,7 +272,7 @@ def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp
     assert Path(args["--out"]).parent == tmp_path / "out" / "edits"
     assert jobs.active_job() is None
     # The 3D scene itself got no strips, so its own renders stay renders of the 3D scene.
-    assert scene.sequence_editor is None or len(scene.sequence_editor.strips_all) == 0
+    assert scene.sequence_editor is None or len(all_strips(scene.sequence_editor)) == 0
 
 
 def test_original_render_is_cached_until_settings_change(fake_backend, tmp_path):
@@ -640,7 +641,7 @@ def test_run_edit_with_the_real_backend(prefs, tmp_path):
         assert len({stage for stage, _ in states if stage}) >= 2  # the bar followed several stages
         kind, message = jobs.finish_edit(scene, state)
         assert kind == "INFO", message
-        strip = bpy.data.scenes["Z2H Box"].sequence_editor.strips["Z2H Box"]
+        strip = strips(bpy.data.scenes["Z2H Box"].sequence_editor)["Z2H Box"]
         assert len(strip.elements) == 3
         out = Path(scene.z2h.result_dir)
         assert read_header(out / "frames" / "0000.png")[:2] == (32, 32)
