@@ -3,19 +3,20 @@
 Layout of RESULTS::
 
     RESULTS/<method>/<video>/NNNN.png       the method's frames
-    RESULTS/<method>/<video>/.output.json   cache key (settings + input hash), timing
-    RESULTS/<method>/<video>/.metrics-<protocol>-<lpips>.json   cached per-frame scores
+    RESULTS/<method>/<video>/.output.json   output key, timing, the method's run statistics
+    RESULTS/<method>/<video>/.metrics-<protocol>-<lpips>.json   score key and per-frame scores
     RESULTS/metrics.csv                     one row per method x video x frame
     RESULTS/run.json                        versions, settings, engines, timings, errors
 
 Work runs in two phases: produce (methods; ``jobs`` methods at a time in threads, each method instance
 used by one thread only) and score (metrics, sequential). A crash in one method x video is recorded and
 never stops the others; cached results survive any crash because each is written atomically when done.
+Cache keys (eval/cache.py) cover everything a result depends on and nothing about the results folder,
+so a method's folder copied into another results folder of the same benchmark stays cached.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from z2h import versions
-from z2h.eval.data import Video, load_video, per_frame_meta, select_videos
+from z2h.eval import cache
+from z2h.eval.data import Video, load_video, select_videos
 from z2h.eval.methods import REGISTRY, check_output, get_method
 from z2h.io import write_json
 from z2h.progress import Cancelled, Reporter
@@ -73,34 +75,11 @@ def resolve_methods(spec: str, include_raft: bool = False) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _hash(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, np.ndarray):
-            h.update(p.tobytes())
-        else:
-            h.update(json.dumps(p, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe scalar: numpy scalars to Python, NaN to None."""
-    value = value.item() if isinstance(value, np.generic) else value
-    return None if isinstance(value, float) and value != value else value
-
-
-def _metrics_code_hash() -> str:
-    """Scores are recomputed when the metrics code changes."""
-    from z2h.eval import metrics
-
-    return hashlib.sha256(Path(metrics.__file__).read_bytes()).hexdigest()[:16]
 
 
 class Runner:
@@ -119,7 +98,10 @@ class Runner:
             raise ValueError(f"{self.out} holds results of {self.record['bench']}, not {bench}: "
                              "pass another --out")
         self.videos: dict[str, Video] = {}
-        self.input_hash: dict[str, str] = {}
+        self.input_hash: dict[str, str] = {}  # what a method sees
+        self.truth_hash: dict[str, str] = {}  # every file of the video (what scores depend on)
+        self.versions = versions()
+        self._scoring_code: str | None = None
         self.methods: dict[str, Any] = {}
         self._temporal: dict[str, dict[str, np.ndarray]] = {}
         self._epe: dict[tuple[str, str], np.ndarray] = {}
@@ -158,13 +140,15 @@ class Runner:
         for name in select_videos(self.c.bench, self.c.videos):
             video = load_video(self.c.bench, name)  # bad input stops the run: scores would be incomplete
             self.videos[name] = video
-            self.input_hash[name] = _hash(video.original, video.reference, video.anchor)
+            self.input_hash[name] = cache.method_input_hash(video.original, video.reference, video.anchor)
+            self.truth_hash[name] = cache.folder_hash(Path(self.c.bench) / name)
 
     def build(self, name: str) -> Any:
         method = get_method(name, **self.c.method_options.get(name, {}))
         settings = method.settings()
-        self._entry(name).update(settings=settings, settings_hash=_hash(name, settings),
-                                 engine=settings.get("engine"), source=settings.get("source"))
+        code = cache.method_code_hash(REGISTRY[name])
+        self._entry(name).update(settings=settings, settings_hash=cache.digest(name, settings),
+                                 code_hash=code, engine=settings.get("engine"), source=settings.get("source"))
         return method
 
     # -- phase 1: produce --------------------------------------------------------------------------
@@ -172,7 +156,9 @@ class Runner:
         return self.out / method / video
 
     def output_key(self, method: str, video: str) -> str:
-        return _hash(self._entry(method)["settings_hash"], self.input_hash[video])
+        """The method's name, settings and code, the recorded package versions and the method's inputs."""
+        entry = self._entry(method)
+        return cache.digest(entry["settings_hash"], entry["code_hash"], self.versions, self.input_hash[video])
 
     def cached(self, method: str, video: str) -> bool:
         folder = self.folder(method, video)
@@ -185,12 +171,15 @@ class Runner:
         from z2h.io import write_frames
 
         if self.cached(name, video.name):
-            self._set(name, video.name, status="cached")
+            info = _read_json(self.folder(name, video.name) / ".output.json") or {}
+            self._set(name, video.name, status="cached", **_timing(info.get("seconds"), video.frames),
+                      **({"stats": info["stats"]} if info.get("stats") else {}))
             return
         start = time.perf_counter()
         progress = self.reporter.stage(f"{name}:{video.name}")
         output = np.asarray(method(video.original.copy(), video.anchor, video.reference.copy(), progress))
         seconds = time.perf_counter() - start
+        stats = getattr(method, "last_stats", None)  # e.g. z2h's Hero-Stage training statistics
         if output.ndim != 4 or len(output) != video.frames:
             raise ValueError(f"method {name!r} returned {len(output) if output.ndim else 0} frames for video "
                              f"{video.name!r}, expected {video.frames}")
@@ -204,9 +193,11 @@ class Runner:
             stale.unlink()
         write_frames(folder, output)
         info = {"key": self.output_key(name, video.name), "frames": video.frames, "seconds": seconds}
+        if stats:
+            info["stats"] = stats
         write_json(folder / ".output.json", info)
-        self._set(name, video.name, status="done", seconds=round(seconds, 3),
-                  seconds_per_frame=round(seconds / video.frames, 4))
+        self._set(name, video.name, status="done", **_timing(seconds, video.frames),
+                  **({"stats": stats} if stats else {}))
 
     def produce_all(self, name: str) -> None:
         try:
@@ -227,41 +218,43 @@ class Runner:
     # -- phase 2: score ----------------------------------------------------------------------------
     def truth_temporal(self, video: Video) -> dict[str, np.ndarray]:
         """Visibility masks and the ground truth's own warping error (once per video)."""
-        from z2h.eval.temporal import visible_pairs, warp_error
+        from z2h.eval.scoring import truth_temporal
 
-        if video.flow is None:
-            return {}
         if video.name not in self._temporal:
-            visible = visible_pairs(video.flow)
-            gt = warp_error(video.edited, video.flow, visible)
-            self._temporal[video.name] = {"visible": visible, "gt": gt}
+            self._temporal[video.name] = truth_temporal(video)
         return self._temporal[video.name]
 
     def epe(self, method: Any, video: Video) -> np.ndarray | None:
         """End-point error of a flow baseline's estimator on consecutive pairs (once per estimator)."""
-        from z2h.eval.temporal import flow_epe
+        from z2h.eval.scoring import estimator_epe
 
         estimator = getattr(method, "estimator", None)
         if estimator is None or video.flow is None:
             return None
         key = (estimator.key, video.name)
         if key not in self._epe:
-            visible = self.truth_temporal(video)["visible"]
-            self._epe[key] = flow_epe(estimator, video.original, video.flow, visible)
+            self._epe[key] = estimator_epe(estimator, video, self.truth_temporal(video)["visible"])
         return self._epe[key]
 
     @property
     def metrics_file(self) -> str:
         return f".metrics-{self.c.protocol}-{self.c.lpips or 'none'}.json"
 
+    def score_key(self, name: str, video: str) -> str:
+        """Output key, the frames in the folder, every file of the video, the scoring code, the protocol."""
+        if self._scoring_code is None:
+            self._scoring_code = cache.scoring_code_hash()
+        frames = cache.folder_hash(self.folder(name, video), "*.png")
+        return cache.digest(self.output_key(name, video), frames, self.truth_hash[video], self._scoring_code,
+                            self.versions, self.c.protocol, self.c.lpips)
+
     def score(self, name: str, video: Video) -> list[dict[str, Any]]:
-        from z2h.eval.metrics import frame_metrics
-        from z2h.eval.temporal import warp_error
+        from z2h.eval.scoring import score_rows
         from z2h.io import read_frames
 
         folder = self.folder(name, video.name)
         cache_path = folder / self.metrics_file
-        key = _hash(self.output_key(name, video.name), _metrics_code_hash(), self.c.protocol, self.c.lpips)
+        key = self.score_key(name, video.name)
         cached = _read_json(cache_path)
         if cached and cached.get("key") == key:
             return cached["rows"]
@@ -269,29 +262,10 @@ class Runner:
         pred = read_frames(folder)
         if len(pred) != video.frames:
             raise ValueError(f"{folder} holds {len(pred)} frames, video {video.name!r} has {video.frames}")
-        df = frame_metrics(pred, video.edited, video.masks, protocol=self.c.protocol, lpips_net=self.c.lpips,
-                           batch_size=self.c.batch_size, label=f"method {name!r}, video {video.name!r}")
         temporal = self.truth_temporal(video)
-        if temporal:  # a pair (t-1, t) is reported on frame t
-            df["warp_error"] = np.r_[np.nan, warp_error(pred, video.flow, temporal["visible"])]
-            df["warp_error_gt"] = np.r_[np.nan, temporal["gt"]]
-            epe = self.epe(self.methods.get(name), video) if name in self.methods else None
-            if epe is not None:
-                df["flow_epe"] = np.r_[np.nan, epe]
-        meta = per_frame_meta(video)
-        w, h = video.meta.get("resolution") or [video.original.shape[2], video.original.shape[1]]
-        rows = []
-        for rec in df.to_dict("records"):
-            t = int(rec["frame"])
-            rows.append({
-                "method": name, "video": video.name, **rec, "frame": t, "anchor": t == video.anchor,
-                "offset": t - video.anchor, "distance": abs(t - video.anchor),
-                "displacement_px": meta[t].get("displacement_px", np.nan),
-                "rotation_deg": meta[t].get("rotation_deg", np.nan), "mask_area": int(video.masks[t].sum()),
-                "width": w, "height": h, "tags": ";".join(video.meta.get("tags", [])),
-                "edit_kind": (video.meta.get("edit") or {}).get("kind", ""),
-            })
-        rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+        epe = self.epe(self.methods[name], video) if temporal and name in self.methods else None
+        rows = score_rows(name, video, pred, protocol=self.c.protocol, lpips=self.c.lpips,
+                          batch_size=self.c.batch_size, temporal=temporal, epe=epe)
         write_json(cache_path, {"key": key, "rows": rows})
         self._set(name, video.name, metrics_seconds=round(time.perf_counter() - start, 3))
         return rows
@@ -342,6 +316,13 @@ class Runner:
             self.save_record()
             self.write_metrics()
         return self.record
+
+
+def _timing(seconds: float | None, frames: int) -> dict[str, float]:
+    """Run time of a method on a video (kept in .output.json, so a cached result still has it)."""
+    if seconds is None:
+        return {}
+    return {"seconds": round(seconds, 3), "seconds_per_frame": round(seconds / frames, 4)}
 
 
 def run(config: RunConfig, reporter: Reporter | None = None) -> dict[str, Any]:
