@@ -20,6 +20,7 @@ from z2h.eval import methods as registry
 from z2h.eval.runner import RunConfig, run
 from z2h.io import read_image, read_mask, write_image
 
+
 @pytest.fixture
 def bench(tmp_path, monkeypatch):
     CALLS.clear()
