@@ -3,6 +3,9 @@
 The metadata lives in blender_manifest.toml (a Blender 4.2+ extension). Importing this package only
 defines classes; :func:`register` adds them, ``Scene.z2h`` and a load_pre handler that cancels a
 running backend when the file is closed.
+
+Licence: GPL-3.0-or-later (LICENSE), as Blender expects of add-ons, which import bpy. The zip bundles
+z2h's MIT-licensed ``benchmark/`` code, which GPL allows; the z2h backend itself stays MIT.
 """
 
 from __future__ import annotations
