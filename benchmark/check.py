@@ -7,14 +7,14 @@ a full occlusion legitimately produces).
 
 from __future__ import annotations
 
-import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .manifest import read_manifest
 from .png import PNGError, png_complete, read_header, read_png
+from .validate import BenchFormatError, inside, manifest_problems, meta_problems, name_problem, read_json
 
 KINDS = {"original": (3, 4), "edited": (3, 4), "mask": (1,)}  # allowed channel counts
 
@@ -23,25 +23,22 @@ def check_video(d: Path, expect: dict | None) -> tuple[list[str], list[str]]:
     """(errors, warnings) for one video folder."""
     errors: list[str] = []
     warnings: list[str] = []
+    meta_path = d / "meta.json"
     try:
-        meta = json.loads((d / "meta.json").read_text())
+        meta = read_json(meta_path)
     except FileNotFoundError:
         return [f"{d}: no meta.json"], []
-    except json.JSONDecodeError as e:
-        return [f"{d / 'meta.json'}: not valid JSON ({e})"], []
-    missing = [k for k in ("name", "frames", "anchor", "resolution", "edit", "per_frame") if k not in meta]
-    if missing:
-        return [f"{d / 'meta.json'}: missing field(s) {', '.join(missing)}"], []
+    except BenchFormatError as e:
+        return [str(e)], []
+    problems = meta_problems(meta, meta_path)
+    if problems:
+        return problems, []
     n, anchor, (w, h) = meta["frames"], meta["anchor"], meta["resolution"]
     if expect is not None and (expect.get("frames"), expect.get("anchor")) != (n, anchor):
         errors.append(
             f"{d.name}: manifest says frames={expect.get('frames')} anchor={expect.get('anchor')}, "
             f"meta.json says frames={n} anchor={anchor}"
         )
-    if not 0 <= anchor < n:
-        errors.append(f"{d / 'meta.json'}: anchor {anchor} outside 0..{n - 1}")
-    if len(meta["per_frame"]) != n:
-        errors.append(f"{d / 'meta.json'}: per_frame has {len(meta['per_frame'])} entries, expected {n}")
     for kind, channels in KINDS.items():
         folder = d / kind
         found = folder.glob("*.png") if folder.is_dir() else []
@@ -70,7 +67,9 @@ def check_video(d: Path, expect: dict | None) -> tuple[list[str], list[str]]:
                         )
                     elif not np.isin(m, (0, 255)).all():
                         warnings.append(f"{path}: mask has values other than 0 and 255")
-            except (OSError, PNGError) as e:
+            except PNGError as e:  # its message names the file
+                errors.append(str(e))
+            except OSError as e:
                 errors.append(f"{path}: unreadable ({e})")
     flow = d / "flow.npz"
     if flow.exists():
@@ -80,7 +79,7 @@ def check_video(d: Path, expect: dict | None) -> tuple[list[str], list[str]]:
                     if key not in z or z[key].shape != (n - 1, h, w, 2):
                         shape = z[key].shape if key in z else None
                         errors.append(f"{flow}: {key} has shape {shape}, expected {(n - 1, h, w, 2)}")
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
             errors.append(f"{flow}: unreadable ({e})")
     return errors, warnings
 
@@ -90,23 +89,33 @@ def check_benchmark(bench: str | Path) -> tuple[list[str], list[str]]:
     bench = Path(bench)
     if not bench.is_dir():
         return [f"{bench}: not a folder"], []
+    path = bench / "manifest.json"
     try:
-        manifest = read_manifest(bench)
-    except (FileNotFoundError, ValueError) as e:
+        manifest = read_json(path)
+    except (FileNotFoundError, BenchFormatError) as e:
         return [str(e)], []
-    errors: list[str] = []
+    errors = manifest_problems(manifest, path)
     warnings: list[str] = []
-    listed = {v.get("name"): v for v in manifest.get("videos", [])}
-    if not listed:
-        errors.append(f"{bench / 'manifest.json'}: lists no videos")
+    if errors and not isinstance(manifest.get("videos") if isinstance(manifest, dict) else None, list):
+        return errors, []
+    # Only entries with a valid name are looked up on disk: a hostile name must never be followed.
+    listed = {v["name"]: v for v in manifest["videos"]
+              if isinstance(v, dict) and not name_problem(v.get("name"))}
+    if not manifest["videos"]:
+        errors.append(f"{path}: lists no videos")
     on_disk = {p.parent.name for p in bench.glob("*/meta.json")}
     for name in sorted(on_disk - set(listed)):
         warnings.append(f"{bench / name}: video not listed in manifest.json")
     for name, entry in listed.items():
-        if not (bench / str(name)).is_dir():
-            errors.append(f"{bench / str(name)}: listed in manifest.json but missing")
+        try:
+            folder = inside(bench, name)
+        except BenchFormatError as e:  # e.g. a symlink that leaves the benchmark
+            errors.append(str(e))
             continue
-        e, w = check_video(bench / name, entry)
+        if not folder.is_dir():
+            errors.append(f"{folder}: listed in manifest.json but missing")
+            continue
+        e, w = check_video(folder, entry)
         errors += e
         warnings += w
     return errors, warnings

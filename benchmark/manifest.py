@@ -7,7 +7,9 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-FORMAT, VERSION = "z2h-bench", 1
+from .validate import FORMAT, VERSION, read_json, validate_manifest
+
+__all__ = ["FORMAT", "VERSION", "read_manifest", "video_dirs", "write_manifest"]
 
 
 def video_dirs(bench: str | Path) -> list[Path]:
@@ -37,17 +39,10 @@ def write_manifest(bench: str | Path, settings: dict, seed: int = 0) -> dict:
 
 
 def read_manifest(bench: str | Path) -> dict:
-    """The manifest, checked for format and version."""
+    """The manifest, validated (format, version, every video entry; see validate.py)."""
     path = Path(bench) / "manifest.json"
+    if not Path(bench).is_dir():
+        raise FileNotFoundError(f"{bench}: benchmark folder not found")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no manifest (is {bench} a z2h benchmark?)")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise ValueError(
-            f"{path}: expected format {FORMAT!r} version {VERSION}, got "
-            f"{manifest.get('format')!r} version {manifest.get('version')!r}"
-        )
-    return manifest
+    return validate_manifest(read_json(path), path)

@@ -2,7 +2,7 @@
 
 ``z2h bench check`` and the build orchestrator run where neither PIL nor bpy is available, and the
 worker writes masks with it so their bytes are deterministic. Supports non-interlaced 8- and 16-bit
-greyscale (L), grey+alpha (LA), RGB and RGBA images with all five row filters; 16-bit is reduced to 8.
+greyscale (L), grey+alpha (LA), RGB and RGBA images with all five row filters; 16-bit is scaled to 8.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def read_header(path: str | Path) -> tuple[int, int, int, int]:
     """(width, height, channels, bit depth) from the IHDR chunk, without decoding pixels."""
     with open(path, "rb") as f:
         head = f.read(33)
-    if head[:8] != SIGNATURE or head[12:16] != b"IHDR":
+    if len(head) < 33 or head[:8] != SIGNATURE or head[12:16] != b"IHDR":
         raise PNGError(f"{path}: not a PNG file")
     w, h, depth, ctype = struct.unpack(">IIBB", head[16:26])
     if ctype not in _CHANNELS:
@@ -119,7 +119,8 @@ def read_png(path: str | Path) -> np.ndarray:
     ch, nbytes = _CHANNELS[color], depth // 8
     px = _unfilter(raw, h, w * ch * nbytes, ch * nbytes, path)
     if depth == 16:
-        px = px.reshape(h, w * ch, 2)[..., 0]  # big-endian high byte = 8-bit value (truncated)
+        wide = px.reshape(h, w * ch, 2).astype(np.uint32)
+        px = (((wide[..., 0] << 8 | wide[..., 1]) * 255 + 32767) // 65535).astype(np.uint8)  # rounded
     img = px.reshape(h, w, ch)
     return img[..., 0] if ch == 1 else img
 

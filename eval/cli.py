@@ -73,6 +73,7 @@ def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def _run(args: argparse.Namespace) -> int:
     from z2h.eval.runner import RunConfig, resolve_methods, run
+    from z2h.outlock import FolderBusy
     from z2h.progress import Cancelled, Reporter
 
     methods = resolve_methods(args.methods, include_raft=bool(args.raft_weights))
@@ -95,16 +96,22 @@ def _run(args: argparse.Namespace) -> int:
     except Cancelled as e:
         reporter.emit("cancelled", out=str(args.out), partial=True, message=str(e))
         return 130
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, FolderBusy) as e:
         reporter.emit("error", message=str(e))
         if args.progress != "bar":
             print(f"z2h eval: {e}", file=sys.stderr)
         return 1
-    failed = sorted({m for m, e in record["methods"].items() if m in methods
-                     for v in e.get("videos", {}).values() if v.get("status") == "error"})
+    failures = [f"{m} on {video}: {v.get('error', '?')}" for m, e in record["methods"].items() if m in methods
+                for video, v in sorted(e.get("videos", {}).items()) if v.get("status") == "error"]
     message = f"results in {args.out} (metrics.csv, run.json)"
-    message += f"; FAILED: {', '.join(failed)} (see run.json)" if failed else ""
-    reporter.emit("done", out=str(args.out), partial=bool(failed), message=message)
+    if failures:  # a run with failed methods is not a success: scripts and CI must see it
+        for line in failures:
+            print(f"z2h eval: FAILED {line}", file=sys.stderr)
+        failed = sorted({f.split(" on ")[0] for f in failures})
+        message += f"; {len(failures)} method x video run(s) FAILED ({', '.join(failed)}; see run.json)"
+        reporter.emit("error", out=str(args.out), partial=True, message=message)
+        return 1
+    reporter.emit("done", out=str(args.out), partial=False, message=message)
     return 0
 
 

@@ -6,7 +6,8 @@ fields; errors name the video and the frame so a broken render is easy to find.
 
 from __future__ import annotations
 
-import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,27 +45,11 @@ class Video:
         return len(self.original)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"missing {path}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-
-
 def read_manifest(bench: str | Path) -> dict[str, Any]:
-    """The benchmark's manifest.json, checked for format and version."""
-    path = Path(bench) / "manifest.json"
-    if not Path(bench).is_dir():
-        raise FileNotFoundError(f"benchmark folder not found: {bench}")
-    manifest = _read_json(path)
-    if manifest.get("format") != "z2h-bench" or manifest.get("version") != 1:
-        raise ValueError(f"{path}: expected format 'z2h-bench' version 1, got "
-                         f"{manifest.get('format')!r} version {manifest.get('version')!r}")
-    if not isinstance(manifest.get("videos"), list):
-        raise ValueError(f"{path}: 'videos' must be a list")
-    return manifest
+    """The benchmark's manifest.json, validated by the same rules as `z2h bench check`."""
+    from z2h.benchmark.manifest import read_manifest as read
+
+    return read(bench)
 
 
 def list_videos(bench: str | Path) -> list[str]:
@@ -102,11 +87,18 @@ def _read_sequence(folder: Path, video: str, kind: str, frames: int, mask: bool 
 def load_flow(path: str | Path, video: str, frames: int, size: tuple[int, int]) -> Flow:
     """Read flow.npz; ``size`` is (H, W). Arrays come back as float32."""
     h, w = size
-    with np.load(path) as npz:
-        missing = {"forward", "backward"} - set(npz.files)
-        if missing:
-            raise ValueError(f"video {video!r}: {path} lacks {sorted(missing)}")
-        fwd, bwd = (npz[k].astype(np.float32) for k in ("forward", "backward"))
+    try:
+        with np.load(path) as npz:
+            missing = {"forward", "backward"} - set(npz.files)
+            if missing:
+                raise ValueError(f"video {video!r}: {path} lacks {sorted(missing)}")
+            fwd, bwd = (npz[k].astype(np.float32) for k in ("forward", "backward"))
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"video {video!r}: {path}: unreadable flow ({e or type(e).__name__})") from None
+    except ValueError as e:
+        if str(e).startswith("video "):
+            raise
+        raise ValueError(f"video {video!r}: {path}: unreadable flow ({e})") from None
     for key, arr in (("forward", fwd), ("backward", bwd)):
         if arr.shape != (frames - 1, h, w, 2):
             raise ValueError(f"video {video!r}: {path} '{key}' has shape {arr.shape}, "
@@ -116,16 +108,15 @@ def load_flow(path: str | Path, video: str, frames: int, size: tuple[int, int]) 
 
 def load_video(bench: str | Path, name: str, with_flow: bool = True) -> Video:
     """Load one video of a benchmark; errors name the video, the sequence and the frame."""
-    folder = Path(bench) / name
+    from z2h.benchmark.validate import check_name, inside, read_json, validate_meta
+
+    check_name(name, Path(bench) / "manifest.json")
+    folder = inside(bench, name)  # a symlinked video folder must not lead out of the benchmark
     if not folder.is_dir():
         raise FileNotFoundError(f"video {name!r} not found in {bench}")
-    meta = _read_json(folder / "meta.json")
-    try:
-        frames, anchor = int(meta["frames"]), int(meta["anchor"])
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"video {name!r}: meta.json needs integer 'frames' and 'anchor'") from None
-    if not 0 <= anchor < frames:
-        raise ValueError(f"video {name!r}: anchor {anchor} outside 0..{frames - 1}")
+    meta_path = folder / "meta.json"
+    meta = validate_meta(read_json(meta_path), meta_path)
+    frames, anchor = meta["frames"], meta["anchor"]
     original = _read_sequence(folder / "original", name, "original", frames)
     edited = _read_sequence(folder / "edited", name, "edited", frames)
     masks = _read_sequence(folder / "mask", name, "mask", frames, mask=True)
@@ -134,7 +125,7 @@ def load_video(bench: str | Path, name: str, with_flow: bool = True) -> Video:
         if seq.shape[1:3] != size:
             raise ValueError(f"video {name!r}: {kind} frames are {seq.shape[2]}x{seq.shape[1]}, "
                              f"original frames are {size[1]}x{size[0]}")
-    if "resolution" in meta and list(meta["resolution"]) != [size[1], size[0]]:
+    if list(meta["resolution"]) != [size[1], size[0]]:
         raise ValueError(f"video {name!r}: meta.json resolution {meta['resolution']} but frames are "
                          f"{size[1]}x{size[0]}")
     flow_path = folder / "flow.npz"

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 
 from z2h import versions
+from z2h.benchmark.validate import check_name, inside, name_problem
 from z2h.eval import cache
 from z2h.eval.data import Video, load_video, select_videos
 from z2h.eval.methods import REGISTRY, check_output, get_method
 from z2h.io import write_json
+from z2h.outlock import LOCK_NAME, locked
 from z2h.progress import Cancelled, Reporter
 
 Z2H_METHODS = ("z2h-zero", "z2h")
@@ -89,14 +91,7 @@ class Runner:
         self.c = config
         self.reporter = reporter or Reporter("none")
         self.out = Path(config.out)
-        if self.out.exists() and any(self.out.iterdir()) and not (self.out / "run.json").exists():
-            raise FileExistsError(f"{self.out} is not empty and holds no run.json: pass a new or empty "
-                                  "folder, or an earlier results folder")
-        self.record: dict[str, Any] = _read_json(self.out / "run.json") or {"methods": {}}
-        bench = str(Path(config.bench).resolve())
-        if self.record.get("bench", bench) != bench:  # scores of two benchmarks must never mix
-            raise ValueError(f"{self.out} holds results of {self.record['bench']}, not {bench}: "
-                             "pass another --out")
+        self.record: dict[str, Any] = {"methods": {}}
         self.videos: dict[str, Video] = {}
         self.input_hash: dict[str, str] = {}  # what a method sees
         self.truth_hash: dict[str, str] = {}  # every file of the video (what scores depend on)
@@ -105,6 +100,46 @@ class Runner:
         self.methods: dict[str, Any] = {}
         self._temporal: dict[str, dict[str, np.ndarray]] = {}
         self._epe: dict[tuple[str, str], np.ndarray] = {}
+
+    def check_out(self) -> None:
+        """Refuse an --out that is a file, a benchmark's own folder or holds something else than results."""
+        if self.out.exists() and not self.out.is_dir():
+            raise FileExistsError(f"--out {self.out} exists and is not a folder")
+        bench, out = Path(self.c.bench).resolve(), self.out.resolve()
+        if out == bench or bench in out.parents or out in bench.parents:
+            raise ValueError(f"--out {self.out} and the benchmark {self.c.bench} overlap: results would "
+                             "be written into the benchmark (or the benchmark into the results)")
+        if self.out.is_dir() and any(p.name != LOCK_NAME for p in self.out.iterdir()) \
+                and not (self.out / "run.json").exists():
+            raise FileExistsError(f"{self.out} is not empty and holds no run.json: pass a new or empty "
+                                  "folder, or an earlier results folder")
+
+    def read_record(self) -> None:
+        """The earlier run's record; a corrupt one stops the run (replacing it would drop its methods)."""
+        path = self.out / "run.json"
+        if not path.exists():
+            return
+        hint = "repair or remove it (the cached frames stay valid), or pass another --out"
+        try:
+            record = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: corrupt run record ({e}); {hint}") from None
+        methods = record.get("methods") if isinstance(record, dict) else None
+        if (not isinstance(record, dict) or record.get("format") != "z2h-eval-run"
+                or not isinstance(record.get("bench"), str) or not isinstance(methods, dict)
+                or not all(isinstance(e, dict) and isinstance(e.get("videos", {}), dict)
+                           for e in methods.values())):
+            raise ValueError(f"{path}: not a z2h eval run record (format, bench or methods missing or of "
+                             f"the wrong type); {hint}")
+        for name, entry in methods.items():  # names become paths under --out
+            for part in (name, *entry.get("videos", {})):
+                if name_problem(part):
+                    raise ValueError(f"{path}: {name_problem(part)}; {hint}")
+        bench = str(Path(self.c.bench).resolve())
+        if record["bench"] != bench:  # scores of two benchmarks must never mix
+            raise ValueError(f"{self.out} holds results of {record['bench']}, not {bench}: "
+                             "pass another --out")
+        self.record = record
 
     def log(self, message: str) -> None:
         print(f"z2h eval: {message}", file=sys.stderr)
@@ -136,12 +171,12 @@ class Runner:
         write_json(self.out / "run.json", self.record)
 
     # -- loading -----------------------------------------------------------------------------------
-    def load_videos(self) -> None:
-        for name in select_videos(self.c.bench, self.c.videos):
+    def load_videos(self, names: list[str]) -> None:
+        for name in names:
             video = load_video(self.c.bench, name)  # bad input stops the run: scores would be incomplete
             self.videos[name] = video
             self.input_hash[name] = cache.method_input_hash(video.original, video.reference, video.anchor)
-            self.truth_hash[name] = cache.folder_hash(Path(self.c.bench) / name)
+            self.truth_hash[name] = cache.folder_hash(inside(self.c.bench, name))
 
     def build(self, name: str) -> Any:
         method = get_method(name, **self.c.method_options.get(name, {}))
@@ -153,7 +188,10 @@ class Runner:
 
     # -- phase 1: produce --------------------------------------------------------------------------
     def folder(self, method: str, video: str) -> Path:
-        return self.out / method / video
+        """RESULTS/<method>/<video>, refused unless both are plain names and it stays inside --out."""
+        check_name(method, "method name")
+        check_name(video, "video name")
+        return inside(self.out, method, video)
 
     def output_key(self, method: str, video: str) -> str:
         """The method's name, settings and code, the recorded package versions and the method's inputs."""
@@ -290,32 +328,39 @@ class Runner:
 
     # -- all ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        self.check_out()
+        names = select_videos(self.c.bench, self.c.videos)  # a typo fails before --out is created
         self.out.mkdir(parents=True, exist_ok=True)
-        self.load_videos()
-        self.log(f"{len(self.c.methods)} methods x {len(self.videos)} videos -> {self.out}")
-        try:
-            if self.c.jobs > 1:
-                with ThreadPoolExecutor(self.c.jobs) as pool:
-                    list(pool.map(self.produce_all, self.c.methods))
-            else:
-                for name in self.c.methods:
-                    self.produce_all(name)
-                    self.save_record()
-            scoring = self.reporter.stage("score")
-            todo = [(n, v) for n in self.c.methods for v in self.videos
-                    if self._entry(n)["videos"].get(v, {}).get("status") in ("done", "cached")]
-            for i, (name, video) in enumerate(todo, 1):
-                try:
-                    self.score(name, self.videos[video])
-                except (Cancelled, KeyboardInterrupt):
-                    raise
-                except Exception as e:
-                    self._error(name, video, "score", e)
-                scoring(i, len(todo))
-        finally:
-            self.save_record()
-            self.write_metrics()
+        with locked(self.out):
+            self.read_record()
+            self.load_videos(names)
+            self.log(f"{len(self.c.methods)} methods x {len(self.videos)} videos -> {self.out}")
+            try:
+                self.produce_and_score()
+            finally:
+                self.save_record()
+                self.write_metrics()
         return self.record
+
+    def produce_and_score(self) -> None:
+        if self.c.jobs > 1:
+            with ThreadPoolExecutor(self.c.jobs) as pool:
+                list(pool.map(self.produce_all, self.c.methods))
+        else:
+            for name in self.c.methods:
+                self.produce_all(name)
+                self.save_record()
+        scoring = self.reporter.stage("score")
+        todo = [(n, v) for n in self.c.methods for v in self.videos
+                if self._entry(n)["videos"].get(v, {}).get("status") in ("done", "cached")]
+        for i, (name, video) in enumerate(todo, 1):
+            try:
+                self.score(name, self.videos[video])
+            except (Cancelled, KeyboardInterrupt):
+                raise
+            except Exception as e:
+                self._error(name, video, "score", e)
+            scoring(i, len(todo))
 
 
 def _timing(seconds: float | None, frames: int) -> dict[str, float]:

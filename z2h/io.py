@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,25 +34,46 @@ def frame_paths(folder: str | Path) -> list[Path]:
     return paths
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image as (H, W, 3) uint8 RGB (alpha dropped, greyscale expanded)."""
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit greyscale as Pillow opens it
+
+
+def _open(path: str | Path, mode: str) -> np.ndarray:
+    """Pixels of ``path`` converted to Pillow ``mode`` ("RGB" or "L") as uint8; 16-bit grey is scaled.
+
+    ``convert()`` clips 16-bit greyscale (I;16) to 0..255, so mid-grey came out pure white; the
+    value is scaled by 255/65535 here instead. Pillow already reduces 16-bit RGB(A)/LA to 8 bit.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            if im.mode in _WIDE_MODES:
+                wide = np.asarray(im).astype(np.int64)
+                if wide.size and (wide.min() < 0 or wide.max() > 65535):
+                    raise ValueError(f"cannot read image {path}: {im.mode} pixels outside 0..65535 "
+                                     "(save it as an 8- or 16-bit image)")
+                grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2) if mode == "RGB" else grey
+            if im.mode == "F":
+                raise ValueError(f"cannot read image {path}: floating-point pixels (mode F) are not "
+                                 "supported; save it as an 8- or 16-bit image")
+            return np.asarray(im.convert(mode), dtype=np.uint8).copy()
     except FileNotFoundError:
         raise FileNotFoundError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except IsADirectoryError:
+        raise ValueError(f"cannot read image {path}: it is a folder") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:  # truncated/garbage files raise all three
         raise ValueError(f"cannot read image {path}: {e}") from None
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """A mask image as (H, W) bool (pixels above 127 are inside)."""
-    from PIL import Image
+def read_image(path: str | Path) -> np.ndarray:
+    """An image as (H, W, 3) uint8 RGB (alpha dropped, greyscale expanded, 16-bit scaled to 8)."""
+    return _open(path, "RGB")
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L")) > 127
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A mask image as (H, W) bool (pixels above 127 of 255 are inside); errors name the file."""
+    return _open(path, "L") > 127
 
 
 def read_frames(source: str | Path) -> np.ndarray:
@@ -85,7 +106,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not mkstemp: its files are 0600. O_EXCL with 0666 lets the umask give the usual 0644.
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
