@@ -42,7 +42,8 @@ def make_bench(root, frames=4, anchor=1, size=64, step=(6, 4)):
         for kind, img in (("original", canvas), ("edited", edited), ("mask", disk.astype(np.uint8) * 255)):
             write_frames(root / name / kind, np.stack([img[y:y + size, x:x + size] for y, x in crops]))
         meta = {"name": name, "frames": frames, "anchor": anchor, "resolution": [size, size],
-                "edit": {"object": "disk", "kind": "color"}, "per_frame": [{"frame": t} for t in range(frames)]}
+                "edit": {"object": "disk", "kind": "color"},
+                "per_frame": [{"frame": t} for t in range(frames)]}
         (root / name / "meta.json").write_text(json.dumps(meta))
         names.append(name)
     write_image(root / "unused.png", canvas)  # a stray file must not disturb listing the videos
