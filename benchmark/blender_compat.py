@@ -10,6 +10,8 @@ What differs:
   MULTI_LAYER_IMAGE, VIDEO) + ``file_format``; 4.x has one enum with ``OPEN_EXR_MULTILAYER`` in it.
 - Sequencer: ``SequenceEditor.strips``/``strips_all`` from 4.4 (``sequences``/``sequences_all``
   before, removed in 5.0).
+- Animation: actions are layered ("slotted") from 4.4 and ``Action.fcurves`` is gone in 5.0; the
+  F-curves are in the channelbag of the object's slot.
 - Node trees: 4.x materials and worlds get a node tree only after ``use_nodes = True``; 5.0 always
   has one and deprecates ``use_nodes``.
 """
@@ -77,3 +79,16 @@ def node_tree(owner):
     if owner.node_tree is None:
         owner.use_nodes = True
     return owner.node_tree
+
+
+def fcurves(owner) -> list:
+    """The F-curves animating ``owner`` (an object or other ID) through its action, on every version."""
+    anim = getattr(owner, "animation_data", None)
+    if anim is None or anim.action is None:
+        return []
+    action = anim.action
+    if getattr(action, "layers", None):  # layered action (4.4+): the channelbag of the owner's slot
+        slot = anim.action_slot
+        return [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags
+                if bag.slot == slot for fc in bag.fcurves]
+    return list(action.fcurves)

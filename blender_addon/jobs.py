@@ -21,7 +21,7 @@ from pathlib import Path
 
 import bpy
 
-from . import bench, rendering
+from . import bench, fingerprint, rendering
 from .client import BackendError, BackendJob, JobState, edit_command
 from .preferences import BackendSettings, backend_settings
 from .props import frame_range
@@ -165,8 +165,10 @@ def _prepare_steps(context: bpy.types.Context, settings: BackendSettings) -> Ite
         raise EditError("select the object to recolour (make it the active object)")
 
     video = work / "original"
+    # The scene's content is part of the key: a moved object or a changed light means new originals.
     stamp = {"blend": bpy.data.filepath, "scene": scene.name, "frames": [start, end],
-             "resolution": list(resolution), "engine": props.engine, "samples": props.samples}
+             "resolution": list(resolution), "engine": props.engine, "samples": props.samples,
+             "content": fingerprint.scene_fingerprint(scene, start)}
     render_original = props.rerender or not rendering.cached_sequence(video, stamp)
     total = (end - start + 1 if render_original else 0) + (props.reference_mode == "RECOLOR")
     try:

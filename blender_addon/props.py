@@ -56,7 +56,8 @@ class Z2H_SceneProps(bpy.types.PropertyGroup):
     )
     reference_path: StringProperty(name="Reference image", subtype="FILE_PATH", default="")
     rerender: BoolProperty(name="Re-render original", default=False,
-                           description="Render the original frames again even if a matching render is cached")
+                           description="Render the original frames again although the scene looks unchanged "
+                                       "(the cache is keyed on the scene's content and render settings)")
 
     # State of the running job (written by the add-on, shown in the panel).
     job_status: StringProperty(name="Status", default="")

@@ -289,10 +289,38 @@ def test_original_render_is_cached_until_settings_change(fake_backend, tmp_path)
     assert (video / "0000.png").stat().st_mtime_ns == mtime  # reused
     outs = sorted((tmp_path / "out" / "edits").iterdir())
     assert len(outs) == 2  # a second result never overwrites the first
+    scene.frame_current = 3  # another anchor: the originals are still those of this scene
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    jobs.finish_edit(scene, state)
+    assert (video / "0000.png").stat().st_mtime_ns == mtime
     scene.z2h.resolution_x = 24
     state, _ = _wait(jobs.start_edit(bpy.context))
     jobs.finish_edit(scene, state)
     assert read_header(video / "0000.png")[:2] == (24, 32)
+
+
+@pytest.mark.parametrize("change", ["move the wall", "recolour the wall", "move a key"])
+def test_a_changed_scene_is_rendered_again(fake_backend, tmp_path, change):
+    """Stale originals would disagree with the freshly rendered reference (issue 12)."""
+    from z2h.blender_addon import jobs
+
+    scene, box = make_scene(tmp_path)
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    jobs.finish_edit(scene, state)
+    argv = json.loads(fake_backend.read_text())["argv"]
+    video = Path(argv[argv.index("--video") + 1])
+    before = [read_png(video / f"{i:04d}.png") for i in range(3)]
+    if change == "move the wall":
+        scene.objects["Wall"].location.z += 3.0
+    elif change == "recolour the wall":
+        bpy.data.materials["WallMat"].diffuse_color = (0.1, 0.6, 0.1, 1.0)
+    else:  # the box ends somewhere else: frame 3 differs, frame 1 does not
+        fcurve = next(fc for fc in jobs.bench.module("blender_compat").fcurves(box) if fc.array_index == 0)
+        fcurve.keyframe_points[-1].co.y = 0.0
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    jobs.finish_edit(scene, state)
+    after = [read_png(video / f"{i:04d}.png") for i in range(3)]
+    assert not np.array_equal(before[2], after[2])  # the originals show the scene as it is now
 
 
 def test_run_edit_operator_blocking_and_backend_error(fake_backend, tmp_path, monkeypatch):

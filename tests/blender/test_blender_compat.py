@@ -56,3 +56,17 @@ def test_strips_and_node_trees(tmp_path):
     finally:
         bpy.data.materials.remove(mat)
         bpy.data.worlds.remove(world)
+
+
+def test_fcurves_of_a_keyed_object():
+    obj = bpy.data.objects.new("compat", None)
+    bpy.context.scene.collection.objects.link(obj)
+    try:
+        assert compat.fcurves(obj) == []
+        for frame, x in ((1, 0.0), (5, 2.0)):
+            obj.location.x = x
+            obj.keyframe_insert("location", index=0, frame=frame)
+        (curve,) = compat.fcurves(obj)
+        assert curve.data_path == "location" and [k.co.y for k in curve.keyframe_points] == [0.0, 2.0]
+    finally:
+        bpy.data.objects.remove(obj)
