@@ -145,6 +145,20 @@ def _cells(summary: Any, std: bool, bold: tuple[str, str]) -> tuple[list[str], l
     return headers, rows
 
 
+CUT_SHORT = " †"  # appended to a method whose training a time budget cut short on some video
+
+
+def cut_short(record: dict[str, Any]) -> dict[str, list[str]]:
+    """Method -> videos on which a time budget cut its training short (run.json's stats.train)."""
+    out: dict[str, list[str]] = {}
+    for name, entry in record.get("methods", {}).items():
+        hit = sorted(v for v, info in entry.get("videos", {}).items()
+                     if ((info.get("stats") or {}).get("train") or {}).get("budget_hit"))
+        if hit:
+            out[name] = hit
+    return out
+
+
 def notes(df: Any, record: dict[str, Any], by: str | None) -> list[str]:
     """Protocol, engines, sources, bins and failures, one sentence each."""
     from z2h.eval.metrics import protocol_note
@@ -180,6 +194,10 @@ def notes(df: Any, record: dict[str, Any], by: str | None) -> list[str]:
                    + ", ".join(f"{lo}-{hi}" if hi else f"{lo}+" for lo, hi in DISTANCE_BINS) + ".")
     if by == "tag":
         out.append("Tags: a video counts in every tag it carries.")
+    for n, videos in sorted(cut_short(record).items()):
+        if n in shown:
+            out.append(f"{n}{CUT_SHORT.strip()}: a time budget cut its training short on {', '.join(videos)} "
+                       "(fewer steps than set; the result depends on machine load).")
     for n, entry in sorted(methods.items()):
         failed = sorted(v for v, info in entry.get("videos", {}).items() if info.get("status") == "error")
         if failed:
@@ -216,8 +234,11 @@ def table(results: str | Path, fmt: str = "md", per_video: bool = False, std: bo
     df, record = load_results(results)
     if not len(df):
         raise ValueError(f"{Path(results) / 'metrics.csv'} holds no scores (see run.json for errors)")
-    summary = summarize(df, by=by, per_video=per_video)
     note_lines = notes(df, record, by)
+    flagged = cut_short(record)
+    if flagged:
+        df = df.assign(method=[m + CUT_SHORT if m in flagged else m for m in df["method"]])
+    summary = summarize(df, by=by, per_video=per_video)
     if fmt == "csv":
         return _csv(summary, note_lines)
     bold = ("**", "**") if fmt == "md" else (r"\textbf{", "}")

@@ -69,6 +69,10 @@ def test_edit_writes_every_artefact_and_follows_the_json_contract(cache, video):
     assert run["written"] == {"zero": 5, "frames": 5, "preview": True}
     assert {"zero", "hero_train", "hero", "write", "total"} <= set(run["timings"])
     assert run["versions"]["torch"] and run["train"]["steps"] == 30
+    # training statistics: a fixed step count by default, never cut short without a --time-budget
+    assert (run["train"]["steps_planned"], run["train"]["time_budget_s"], run["train"]["budget_hit"]) == \
+        (30, None, False)
+    assert run["settings"]["hero"]["time_budget_s"] is None
 
 
 def test_no_overwrite_without_the_flag(cache, video):

@@ -150,3 +150,17 @@ def test_eval_help_does_not_import_torch():
             "print(sorted(m for m in ('torch', 'cv2', 'pandas', 'matplotlib') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_result_cut_short_by_a_time_budget_is_flagged(results):
+    record = json.loads((results / "run.json").read_text())
+    record["methods"]["b"]["videos"]["v1"] = {
+        "status": "done", "stats": {"train": {"steps": 120, "steps_planned": 800, "budget_hit": True}}}
+    (results / "run.json").write_text(json.dumps(record))
+    md = table(results, "md")
+    assert any(line.startswith("| b † |") for line in md.splitlines())
+    assert any(line.startswith("| a |") for line in md.splitlines())
+    assert "b†: a time budget cut its training short on v1" in md
+    record["methods"]["b"]["videos"]["v1"]["stats"]["train"]["budget_hit"] = False
+    (results / "run.json").write_text(json.dumps(record))
+    assert "†" not in table(results, "md")

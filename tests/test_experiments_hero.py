@@ -40,11 +40,17 @@ def test_modes_experiment_writes_table_plot_and_record(bench, tmp_path):
     assert list(rows["variant"]) == ["Zero-Stage only", "Mode 1", "Mode 2"]
     assert np.isfinite(rows[["psnr", "psnr_masked", "ssim"]].to_numpy()).all()
     assert (rows["psnr"] > 10).all()
+    # each variant did what its label says: its training statistics, and outputs that differ
+    trained = rows.set_index("variant").loc[["Mode 1", "Mode 2"]]
+    assert list(trained["mode"]) == [1, 2] and list(trained["pairs"]) == [3, 3]
+    assert list(trained["steps"]) == [40, 40] and not trained["budget_hit"].any()
+    assert trained.loc["Mode 1", "psnr"] != trained.loc["Mode 2", "psnr"]
     md = (out / "modes.md").read_text()
     assert "| Mode 1 |" in md and "| Mode 2 |" in md and "anchor frames excluded" in md
     assert (out / "modes.png").stat().st_size > 1000
     record = json.loads((out / "run.json").read_text())
     assert record["experiment"] == "modes" and record["videos"] == ["pan-right"]
+    assert record["train"]["pan-right"]["Mode 1"]["mode"] == 1
     # a non-empty --out is refused without --overwrite
     assert z2h("experiment", "modes", bench, "--out", out, *FAST) == 1
 
@@ -57,6 +63,13 @@ def test_anchor_only_experiment_measures_before_and_after(bench, tmp_path):
                                 "Hero: triplet + 2 pseudo pairs"]
     cols = ["anchor_psnr", "anchor_psnr_masked", "others_psnr", "others_psnr_masked"]
     assert np.isfinite(rows[cols].to_numpy(dtype=float)).all()
+    # the paper's single triplet vs the triplet + 2 warped copies: recorded, and the outputs differ
+    heroes = rows.loc[["Hero: paper triplet", "Hero: triplet + 2 pseudo pairs"]]
+    assert list(heroes["pseudo_pairs"]) == [0, 2] and list(heroes["pairs"]) == [1, 3]
+    assert list(heroes["mode"]) == [2, 2] and list(heroes["steps"]) == [40, 40]
+    assert heroes["others_psnr"].nunique() == 2 and heroes["anchor_psnr"].nunique() == 2
+    record = json.loads((out / "run.json").read_text())
+    assert record["train"]["pan-left"]["paper triplet"]["pairs"] == 1
     # before: the Zero-Stage output of the anchor against the reference, recomputed here independently
     from z2h.eval.data import load_video
     from z2h.zero_stage import ZeroStage, ZeroStageConfig

@@ -90,6 +90,59 @@ def test_bad_inputs_name_the_problem():
         edit(v["original"], 0, v["edited"][0][:, :40], cfg)
 
 
+class DegradingZeroStage:
+    """A stand-in Zero-Stage whose output is the right edit, degraded: 4x4 blocks (coarse matching) and a
+    colour cast. Only a working Hero-Stage, trained on the anchor, can undo it on the other frames."""
+
+    def __init__(self, config=None):
+        self.config = config
+
+    def __call__(self, frames, anchor, reference, progress=None):
+        edit = frames[..., [2, 0, 1]].astype(float)  # the true edit of `recolour_video`
+        t, h, w, _ = edit.shape
+        blocks = edit.reshape(t, h // 4, 4, w // 4, 4, 3).mean(axis=(2, 4))
+        blocky = np.repeat(np.repeat(blocks, 4, axis=1), 4, axis=2)
+        return np.clip(blocky * 0.8 + 30, 0, 255).astype(np.uint8)
+
+
+def recolour_video(frames=5, size=48, seed=3):
+    """A pan over a texture whose every pixel is recoloured (masks: the whole frame)."""
+    v = pan_video(frames=frames, size=(size, size), step=(3, 2), seed=seed)
+    return v["original"], v["original"][..., [2, 0, 1]], np.ones(v["masks"].shape, bool)
+
+
+def test_the_hero_stage_output_is_the_result_and_beats_the_zero_stage(monkeypatch):
+    """Kills "Hero-Stage output thrown away" (out = zero.copy()): the edit beats its Zero-Stage clearly."""
+    import z2h.zero_stage
+
+    monkeypatch.setattr(z2h.zero_stage, "ZeroStage", DegradingZeroStage)
+    orig, edited, masks = recolour_video()
+    cfg = EditConfig.from_options(**{**FAST, "hero_steps": 150, "pseudo_pairs": 2})
+    res = edit(orig, 1, edited[1], cfg)
+    zero, full = masked_psnr(res.zero_frames, edited, masks, 1), masked_psnr(res.frames, edited, masks, 1)
+    assert full > zero + 4, (zero, full)
+    assert res.train["steps"] == 150 and not res.train["budget_hit"] and res.train["pairs"] == 3
+
+
+def test_training_statistics_reach_the_eval_record_and_the_cache(tmp_path):
+    """The eval run.json holds each video's training statistics, also when the result is cached."""
+    from eval_fixtures import make_bench
+
+    from z2h.eval.runner import RunConfig, run
+
+    bench = make_bench(tmp_path / "bench", videos={"pan": {"step": (2, 1), "seed": 0}}, frames=3,
+                       size=(48, 48))
+    config = RunConfig(bench=bench, out=tmp_path / "r", methods=["z2h"], lpips=None,
+                       method_options={"z2h": {**FAST, "hero_steps": 5}})
+    for status in ("done", "cached"):
+        entry = run(config)["methods"]["z2h"]["videos"]["pan"]
+        assert entry["status"] == status
+        train = entry["stats"]["train"]
+        assert (train["steps"], train["steps_planned"], train["budget_hit"]) == (5, 5, False)
+        assert (train["mode"], train["pseudo_pairs"], train["pairs"]) == (2, 2, 3)
+        assert "loss_last" in train and entry["seconds_per_frame"] > 0
+
+
 @pytest.mark.slow
 def test_hero_stage_beats_the_zero_stage_and_pseudo_pairs_help():
     """The Hero-Stage must earn its place: masked PSNR above the Zero-Stage's, more with pseudo pairs."""

@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int,
                         help="Hero-Stage training steps (default: 800 offline, 600 diffusion)")
     parser.add_argument("--time-budget", type=float,
-                        help="stop Hero-Stage training after this many seconds "
-                        "(default: 120 offline, no limit diffusion; 0 = no limit)")
+                        help="stop Hero-Stage training after this many seconds (default: no limit, "
+                        "every step runs; run.json's train.budget_hit says when it cut training short)")
     parser.add_argument("--pseudo-pairs", type=int,
                         help="offline Hero-Stage: warped anchor copies (default 8)")
     parser.add_argument("--work-size", type=int, help="offline Zero-Stage matching size (default 256)")

@@ -138,6 +138,8 @@ class Z2HMethod:
 
     def __init__(self, **options: Any):
         self.config = EditConfig.from_options(**options)
+        self.last_stats: dict[str, Any] | None = None  # the eval runner records these per video
+
 
     def settings(self) -> dict[str, Any]:
         return self.config.settings()
@@ -145,4 +147,6 @@ class Z2HMethod:
     def __call__(
         self, frames: np.ndarray, anchor: int, reference: np.ndarray, progress: ProgressFn | None = None
     ) -> np.ndarray:
-        return edit(frames, anchor, reference, self.config, _Forward(progress)).frames  # type: ignore[arg-type]
+        result = edit(frames, anchor, reference, self.config, _Forward(progress))  # type: ignore[arg-type]
+        self.last_stats = {"train": result.train, "timings": result.timings}
+        return result.frames

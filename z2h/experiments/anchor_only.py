@@ -13,7 +13,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from z2h.experiments.modes import add_common, bar_plot, experiment_main, hero_config, markdown, pick_videos
+from z2h.experiments.modes import (
+    add_common,
+    bar_plot,
+    experiment_main,
+    hero_config,
+    markdown,
+    pick_videos,
+    train_columns,
+)
 
 COLUMNS = ("anchor_psnr", "anchor_psnr_masked", "others_psnr", "others_psnr_masked")
 
@@ -52,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         names, how = pick_videos(args.bench, args.videos, None)
         pairs = hero_config(args).pseudo_pairs or 8
         variants = {"paper triplet": 0, f"triplet + {pairs} pseudo pairs": pairs}
-        rows = []
+        rows, train = [], {}
         for name in names:
             video = load_video(args.bench, name, with_flow=False)
             a = video.anchor
@@ -62,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
             rows.append(score_row("Zero-Stage (before)", zero, video))
             for variant, count in variants.items():
                 hero = HeroStage(hero_config(args, pseudo_pairs=count))
-                hero.fit(zero[a], video.original[a], video.reference,
-                         progress=reporter.stage("hero-train", f"{name}: {variant}"),
-                         zero_stage=zero_stage, pairs_progress=reporter.stage("hero-pairs", name))
+                stats = hero.fit(zero[a], video.original[a], video.reference,
+                                 progress=reporter.stage("hero-train", f"{name}: {variant}"),
+                                 zero_stage=zero_stage, pairs_progress=reporter.stage("hero-pairs", name))
                 pred = hero.restore(zero, video.original, reporter.stage("hero", name))
-                rows.append(score_row(f"Hero: {variant}", pred, video))
+                rows.append({**score_row(f"Hero: {variant}", pred, video), **train_columns(stats)})
+                train.setdefault(name, {})[variant] = stats
         rows = pd.DataFrame(rows)
         atomic_write_bytes(out / "anchor_only.csv", rows.to_csv(index=False).encode())
         note = (f"Mean over {len(names)} videos ({how}); offline engine. 'anchor': the anchor frame itself "
@@ -76,6 +85,6 @@ def run(args: argparse.Namespace) -> int:
         bar_plot(rows, "variant", ("anchor_psnr", "others_psnr_masked"), out / "anchor_only.png",
                  "Hero-Stage on the anchor (before/after) and on the other frames")
         return {"videos": names, "variants": variants, "hero": hero_config(args).settings(),
-                "work_size": args.work_size}
+                "work_size": args.work_size, "train": train}
 
     return experiment_main("anchor-only", args, body)

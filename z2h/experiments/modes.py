@@ -17,6 +17,13 @@ from typing import Any
 
 TAGS = ("moving_background", "textured_background", "camera_orbit")
 METRICS = ("psnr_masked", "ssim_masked", "lpips_masked", "psnr", "ssim", "lpips")
+# Training statistics kept per row, so each variant shows it did what its label says (z2h.hero_stage).
+TRAIN_COLUMNS = ("mode", "pseudo_pairs", "pairs", "steps", "budget_hit")
+
+
+def train_columns(stats: dict[str, Any]) -> dict[str, Any]:
+    """The TRAIN_COLUMNS of HeroStage.fit's statistics."""
+    return {k: stats.get(k) for k in TRAIN_COLUMNS}
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -158,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
         names, how = pick_videos(args.bench, args.videos, None if args.all_videos else TAGS)
         lpips = None if args.lpips == "none" else args.lpips
-        rows = []
+        rows, train = [], {}
         for name in names:
             video = load_video(args.bench, name, with_flow=False)
             keep = [t for t in range(video.frames) if t != video.anchor]
@@ -168,11 +175,13 @@ def run(args: argparse.Namespace) -> int:
             rows.append({"video": name, "variant": "Zero-Stage only", **scores(zero, video, keep, lpips)})
             for mode in (1, 2):
                 hero = HeroStage(hero_config(args, mode=mode))
-                hero.fit(zero[video.anchor], video.original[video.anchor], video.reference,
-                         progress=reporter.stage("hero-train", f"{name}: Mode {mode} training"),
-                         zero_stage=zero_stage, pairs_progress=reporter.stage("hero-pairs", f"{name}"))
+                stats = hero.fit(zero[video.anchor], video.original[video.anchor], video.reference,
+                                 progress=reporter.stage("hero-train", f"{name}: Mode {mode} training"),
+                                 zero_stage=zero_stage, pairs_progress=reporter.stage("hero-pairs", name))
                 pred = hero.restore(zero, video.original, reporter.stage("hero", f"{name}: Mode {mode}"))
-                rows.append({"video": name, "variant": f"Mode {mode}", **scores(pred, video, keep, lpips)})
+                rows.append({"video": name, "variant": f"Mode {mode}", **scores(pred, video, keep, lpips),
+                             **train_columns(stats)})
+                train.setdefault(name, {})[f"Mode {mode}"] = stats
         rows = pd.DataFrame(rows)
         atomic_write_bytes(out / "modes.csv", rows.to_csv(index=False).encode())
         shown = tuple(m for m in METRICS if lpips or "lpips" not in m)
@@ -183,6 +192,6 @@ def run(args: argparse.Namespace) -> int:
                                               + markdown(rows, "variant", shown)).encode())
         bar_plot(rows, "variant", ("psnr_masked", "psnr"), out / "modes.png", "Hero-Stage Mode 1 vs Mode 2")
         return {"videos": names, "selection": how, "hero": hero_config(args).settings(),
-                "work_size": args.work_size}
+                "work_size": args.work_size, "train": train}
 
     return experiment_main("modes", args, body)

@@ -19,11 +19,12 @@ import numpy as np
 from z2h.progress import ProgressFn
 
 ENGINES = ("offline", "diffusion")
-# Defaults that differ by engine, applied to fields left at "auto". The offline restorer converges in a few
-# hundred steps and must fit a 5-minute budget on 2 cores; FLUX follows the reference (600 steps on the
-# one anchor triplet) and must not be cut short by a CPU-sized time budget.
+# Defaults that differ by engine, applied to fields left at "auto". Both train a fixed number of steps by
+# default, so a result does not depend on how busy the machine is (a time budget is an explicit option, and
+# run records say when it cut training short). The offline restorer converges in a few hundred steps; FLUX
+# follows the reference (600 steps on the one anchor triplet).
 ENGINE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "offline": {"steps": 800, "time_budget_s": 120.0},
+    "offline": {"steps": 800, "time_budget_s": None},
     "diffusion": {"steps": 600, "time_budget_s": None},
 }
 
@@ -36,7 +37,7 @@ class HeroConfig:
     mode: int = 2  # 1: condition 1 (Zero-Stage output) only; 2: + condition 2 (original frame)
     seed: int = 0
     steps: int | str = "auto"  # training steps; "auto" = ENGINE_DEFAULTS
-    time_budget_s: float | str | None = "auto"  # training stops early past this; None = run every step
+    time_budget_s: float | str | None = "auto"  # explicit option: stop early past this; None = every step
     # torch CPU threads while training/restoring (0 = all cores). 1 by default: the batches are small, and
     # on a busy 2-core machine 2 threads ran training 10x SLOWER than 1 (threads wait on each other).
     threads: int = 1
@@ -114,18 +115,22 @@ class HeroStage:
     ) -> dict:
         """Train on the anchor triplet; ``zero_stage`` makes the offline engine's pseudo pairs.
 
-        Returns training statistics (steps done, losses, seconds) for run records.
+        Returns training statistics for run records: the engine's own (steps done, losses, seconds) plus
+        ``mode``, ``pseudo_pairs``, ``steps_planned``, ``time_budget_s`` and ``budget_hit`` (True when the
+        time budget cut training short).
         """
         named = (("zero_anchor", zero_anchor), ("orig_anchor", orig_anchor), ("reference", reference))
         for name, im in named:
             _check_image(name, im, orig_anchor.shape)
         if self.config.engine == "offline":
-            return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress,
-                                 zero_stage=zero_stage, pairs_progress=pairs_progress)
-        from z2h.threads import torch_threads
+            stats = self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress,
+                                  zero_stage=zero_stage, pairs_progress=pairs_progress)
+        else:
+            from z2h.threads import torch_threads
 
-        with torch_threads(self.config.threads):  # the offline engine scopes its own threads
-            return self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress) or {}
+            with torch_threads(self.config.threads):  # the offline engine scopes its own threads
+                stats = self.impl.fit(zero_anchor, orig_anchor, reference, progress=progress) or {}
+        return training_stats(self.config, stats)
 
     def restore(
         self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None
@@ -140,6 +145,16 @@ class HeroStage:
 
         with torch_threads(self.config.threads):
             return self.impl.restore(zero_frames, orig_frames, progress=progress)
+
+
+def training_stats(config: HeroConfig, stats: dict[str, Any]) -> dict[str, Any]:
+    """An engine's training statistics with the fields every run record carries (see HeroStage.fit)."""
+    stats = {k: v for k, v in stats.items() if k != "losses"}  # per-step losses are too long for run.json
+    steps = stats.get("steps")
+    hit = stats.get("budget_hit", stats.get("stopped_early", steps is not None and steps < config.steps))
+    return {**stats, "mode": config.mode,
+            "pseudo_pairs": config.pseudo_pairs if config.engine == "offline" else 0,
+            "steps_planned": config.steps, "time_budget_s": config.time_budget_s, "budget_hit": bool(hit)}
 
 
 def _check_image(name: str, image: np.ndarray, shape: tuple) -> None:
