@@ -8,9 +8,25 @@ OLD_BLENDERS := 4.2 4.5
 OLD_BVENVS := $(addprefix $(BVENV)-,$(OLD_BLENDERS))
 DEMO := data/demo
 
-.PHONY: setup demo test test-all lint clean
+.PHONY: setup demo test test-all lint clean ebsynth
 
-setup: $(VENV)/.stamp $(BVENV)/.stamp $(addsuffix /.stamp,$(OLD_BVENVS))
+setup: $(VENV)/.stamp $(BVENV)/.stamp $(addsuffix /.stamp,$(OLD_BVENVS)) ebsynth
+
+# EbSynth, the external peer baseline: built from the public-domain sources beside the clone
+# (../shared/third_party/ebsynth) into an ignored folder; eval finds it there (or via $Z2H_EBSYNTH / PATH).
+EBSYNTH_SRC ?= ../shared/third_party/ebsynth
+EBSYNTH_BIN := .cache/ebsynth/ebsynth
+
+ebsynth: $(EBSYNTH_BIN)
+
+$(EBSYNTH_BIN):
+	@if [ -f "$(EBSYNTH_SRC)/build.sh" ]; then \
+		echo "building ebsynth from $(EBSYNTH_SRC) (g++ + OpenMP, 1-2 min)"; \
+		sh "$(EBSYNTH_SRC)/build.sh" "$(CURDIR)/$(EBSYNTH_BIN)"; \
+	else \
+		echo "ebsynth sources not found at $(EBSYNTH_SRC): the ebsynth methods are skipped."; \
+		echo "  Build it from github.com/jamriska/ebsynth (README: 'EbSynth') and set Z2H_EBSYNTH."; \
+	fi
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,4 +74,4 @@ lint:
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(BVENV) $(OLD_BVENVS) *.egg-info
+	rm -rf $(VENV) $(BVENV) $(OLD_BVENVS) *.egg-info .cache/ebsynth

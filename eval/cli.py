@@ -24,10 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="default: native resolution; paper: the reference code's 512x512 protocol")
     p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex", help="LPIPS backbone")
     p.add_argument("--batch-size", type=int, default=8, help="frames per metric batch")
-    p.add_argument("--raft-weights", help="local torchvision RAFT state dict; adds the flow-raft-* baselines "
-                                          "(raft_small or raft_large, matching the file)")
-    p.add_argument("--raft-size", choices=("small", "large"), default="small",
-                   help="which RAFT the weights are for (default: small)")
+    p.add_argument("--raft-weights", metavar="sintel|kitti|small|PATH",
+                   help="weights of the flow-raft-* methods: the RAFT authors' checkpoints from `z2h weights "
+                        "fetch` (default: sintel) or a torchvision RAFT state dict")
+    p.add_argument("--ebsynth-bin", type=Path,
+                   help="the ebsynth binary (default: $Z2H_EBSYNTH, PATH, then `make ebsynth`'s .cache copy)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD:KEY=VALUE",
                    help="a method option, e.g. flow-dis-chained:preset=fast or z2h-zero:engine=diffusion "
                         "(VALUE parsed as JSON when it can be; repeatable)")
@@ -72,15 +73,23 @@ def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from z2h.eval.runner import RunConfig, resolve_methods, run
+    from z2h.eval.runner import RunConfig, peers_available, resolve_methods, run
     from z2h.outlock import FolderBusy
     from z2h.progress import Cancelled, Reporter
 
-    methods = resolve_methods(args.methods, include_raft=bool(args.raft_weights))
-    if args.raft_weights:
-        keep = f"flow-raft-{args.raft_size}"
-        methods = [m for m in methods if not m.startswith("flow-raft") or m.startswith(keep)]
-    options = {m: {"raft_weights": args.raft_weights} for m in methods if m.startswith("flow-raft")}
+    why = peers_available(args.ebsynth_bin)
+    include_raft = why["raft"] is None or bool(args.raft_weights and Path(args.raft_weights).is_file())
+    methods = resolve_methods(args.methods, include_raft=include_raft, include_ebsynth=why["ebsynth"] is None)
+    groups = {"baselines", "default"} & {s.strip() for s in args.methods.split(",")}
+    for peer, reason in why.items():  # a group leaves out a peer that cannot run, and says why
+        if groups and reason and not (peer == "raft" and include_raft):
+            print(f"z2h eval: leaving out the {peer} methods: {reason}", file=sys.stderr)
+    options: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        if m.startswith("flow-raft") and args.raft_weights:
+            options[m] = {"raft_weights": args.raft_weights}
+        if m.startswith("ebsynth") and args.ebsynth_bin:
+            options[m] = {"ebsynth_bin": str(args.ebsynth_bin)}
     for method, opts in parse_options(args.set).items():
         if method not in methods:
             raise ValueError(f"--set names {method!r}, which is not among the methods run")
@@ -144,10 +153,11 @@ def _list(args: argparse.Namespace) -> int:
     from z2h.eval.methods import REGISTRY
     from z2h.eval.runner import Z2H_METHODS, baseline_names
 
-    baselines = set(baseline_names(include_raft=True))
+    baselines = set(baseline_names(include_raft=True, include_ebsynth=True))
     for name, target in sorted(REGISTRY.items()):
         group = "z2h" if name in Z2H_METHODS else "baseline" if name in baselines else "other"
-        note = " (needs --raft-weights)" if name.startswith("flow-raft") else ""
+        note = (" (needs `z2h weights fetch`)" if name.startswith("flow-raft")
+                else " (needs the ebsynth binary: `make ebsynth`)" if name.startswith("ebsynth") else "")
         print(f"{name:30s} {group:9s} {target}{note}")
     return 0
 

@@ -52,14 +52,16 @@ REGISTRY: dict[str, str] = {
     "flow-tvl1-direct-fb": "z2h.eval.baselines.flow:tvl1_direct_fb",
     "flow-tvl1-chained": "z2h.eval.baselines.flow:tvl1_chained",
     "flow-tvl1-chained-fb": "z2h.eval.baselines.flow:tvl1_chained_fb",
-    "flow-raft-small-direct": "z2h.eval.baselines.flow:raft_small_direct",
-    "flow-raft-small-direct-fb": "z2h.eval.baselines.flow:raft_small_direct_fb",
-    "flow-raft-small-chained": "z2h.eval.baselines.flow:raft_small_chained",
-    "flow-raft-small-chained-fb": "z2h.eval.baselines.flow:raft_small_chained_fb",
-    "flow-raft-large-direct": "z2h.eval.baselines.flow:raft_large_direct",
-    "flow-raft-large-direct-fb": "z2h.eval.baselines.flow:raft_large_direct_fb",
-    "flow-raft-large-chained": "z2h.eval.baselines.flow:raft_large_chained",
-    "flow-raft-large-chained-fb": "z2h.eval.baselines.flow:raft_large_chained_fb",
+    # RAFT (sintel weights by default; raft_weights=kitti|small|PATH), weights from `z2h weights fetch`
+    "flow-raft-direct": "z2h.eval.baselines.flow:raft_direct",
+    "flow-raft-direct-fb": "z2h.eval.baselines.flow:raft_direct_fb",
+    "flow-raft-chained": "z2h.eval.baselines.flow:raft_chained",
+    "flow-raft-chained-fb": "z2h.eval.baselines.flow:raft_chained_fb",
+    # EbSynth, the external tool (eval/baselines/ebsynth.py); needs the binary (`make ebsynth`)
+    "ebsynth": "z2h.eval.baselines.ebsynth:plain",
+    "ebsynth-edge": "z2h.eval.baselines.ebsynth:edge",
+    "ebsynth-temporal": "z2h.eval.baselines.ebsynth:temporal",
+    "ebsynth-chained": "z2h.eval.baselines.ebsynth:chained",
 }
 
 

@@ -55,20 +55,38 @@ class RunConfig:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def baseline_names(include_raft: bool = False) -> list[str]:
-    """Registered baselines (eval/baselines); RAFT variants only when weights are given."""
+def baseline_names(include_raft: bool = False, include_ebsynth: bool = False) -> list[str]:
+    """Registered baselines (eval/baselines); RAFT and EbSynth only when asked (their weights or binary
+    are found: see :func:`peers_available`)."""
     names = [n for n, target in REGISTRY.items() if target.startswith("z2h.eval.baselines.")]
-    return [n for n in names if include_raft or not n.startswith("flow-raft")]
+    return [n for n in names if (include_raft or not n.startswith("flow-raft"))
+            and (include_ebsynth or not n.startswith("ebsynth"))]
 
 
-def resolve_methods(spec: str, include_raft: bool = False) -> list[str]:
+def peers_available(ebsynth_bin: str | None = None) -> dict[str, str | None]:
+    """Why each optional peer cannot run (None: it can): RAFT needs fetched weights, EbSynth its binary."""
+    from z2h import raft_weights
+    from z2h.eval.baselines.ebsynth import HOW_TO_BUILD, find_binary
+
+    why: dict[str, str | None] = {"raft": None, "ebsynth": None}
+    if not raft_weights.is_fetched():
+        why["raft"] = "RAFT weights not fetched: run `z2h weights fetch`"
+    try:
+        if find_binary(ebsynth_bin) is None:
+            why["ebsynth"] = f"ebsynth binary not found: {HOW_TO_BUILD}"
+    except FileNotFoundError as e:
+        why["ebsynth"] = str(e)
+    return why
+
+
+def resolve_methods(spec: str, include_raft: bool = False, include_ebsynth: bool = False) -> list[str]:
     """``a,b,...``; the groups ``baselines`` and ``default`` (baselines + z2h-zero + z2h) expand."""
     names: list[str] = []
     for item in (s.strip() for s in spec.split(",")):
         if item == "baselines":
-            names += baseline_names(include_raft)
+            names += baseline_names(include_raft, include_ebsynth)
         elif item == "default":
-            names += baseline_names(include_raft) + list(Z2H_METHODS)
+            names += baseline_names(include_raft, include_ebsynth) + list(Z2H_METHODS)
         elif item in REGISTRY:
             names.append(item)
         elif item:

@@ -69,9 +69,14 @@ def test_settings_name_the_source_and_differ_per_variant():
     assert len({str(m.settings()) for m in methods}) == 4
 
 
-def test_raft_without_weights_is_a_clear_error():
-    with pytest.raises(ValueError, match="--raft-weights"):
-        get_method("flow-raft-small-chained")
+def test_raft_without_fetched_weights_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("Z2H_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="z2h weights fetch"):
+        get_method("flow-raft-chained")
+    with pytest.raises(ValueError, match="unknown RAFT weights 'chairs'"):
+        from z2h.raft_weights import raft_weights_path
+
+        raft_weights_path("chairs")
 
 
 def test_raft_runs_with_random_local_weights(tmp_path):
@@ -80,19 +85,20 @@ def test_raft_runs_with_random_local_weights(tmp_path):
 
     torch.manual_seed(0)
     torch.save(raft_small(weights=None).state_dict(), tmp_path / "raft_small.pth")
-    est = RAFT("small", tmp_path / "raft_small.pth", iters=2)
+    est = RAFT(tmp_path / "raft_small.pth", iters=2)
     flow = est(texture(36, 44, 0), texture(36, 44, 1))  # not a multiple of 8: padded inside
     assert flow.shape == (36, 44, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
+    assert est.size == "small"  # read from the file's keys
     weights = str(tmp_path / "raft_small.pth")
-    method = get_method("flow-raft-small-direct-fb", raft_weights=weights, raft_iters=2)
-    assert method.settings()["raft_sha256"] == est.sha256
+    method = get_method("flow-raft-direct-fb", raft_weights=weights, raft_iters=2)
+    assert method.settings()["raft_sha256"] == est.sha256 and "raft_small" in method.settings()["source"]
     state = torch.load(tmp_path / "raft_small.pth")
     state.pop(next(iter(state)))
     torch.save(state, tmp_path / "broken.pth")
     with pytest.raises(ValueError, match="broken.pth is not a raft_small state dict"):
-        RAFT("small", tmp_path / "broken.pth").model()
+        RAFT(tmp_path / "broken.pth").model()
     with pytest.raises(FileNotFoundError, match="RAFT weights file not found"):
-        RAFT("small", tmp_path / "missing.pth")
+        RAFT(tmp_path / "missing.pth")
 
 
 def test_colormap_reproduces_a_global_recolour():

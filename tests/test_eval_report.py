@@ -130,7 +130,8 @@ def test_run_table_plot_through_the_cli(tmp_path, capsys):
     assert "no values for 'lpips'" in capsys.readouterr().err
     assert main(["eval", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "flow-tvl1-chained-fb" in listing and "z2h-zero" in listing and "needs --raft-weights" in listing
+    assert "flow-tvl1-chained-fb" in listing and "z2h-zero" in listing
+    assert "needs `z2h weights fetch`" in listing and "needs the ebsynth binary" in listing
     assert main(["eval", "table", str(tmp_path / "nothing")]) == 1
     # a method option changes the settings, so the method runs again with them
     assert main(["eval", "run", str(bench), "--methods", "flow-dis-chained", "--out", str(out),

