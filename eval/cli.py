@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--per-video", action="store_true", help="one row per video and method")
     p.add_argument("--std", action="store_true", help="mean ± std over videos")
     p.add_argument("--by", choices=("motion", "distance", "tag"), help="rows per motion/distance bin or tag")
+    p.add_argument("--methods", help="comma-separated methods to show, in this order (default: all)")
+    p.add_argument("--timing", action="store_true",
+                   help="add s/frame: each method's wall-clock seconds per frame (from run.json)")
+    p.add_argument("--no-truth-row", action="store_true",
+                   help="leave out the reference row with the ground-truth edited video's own Ewarp")
     p.add_argument("--out", type=Path, help="write the table here (default: print it)")
 
     p = sub.add_parser("plot", help="PNG plots from RESULTS: metric vs distance, per motion bin, strips")
@@ -127,7 +132,8 @@ def _run(args: argparse.Namespace) -> int:
 def _table(args: argparse.Namespace) -> int:
     from z2h.eval.report import table
 
-    text = table(args.results, fmt=args.format, per_video=args.per_video, std=args.std, by=args.by)
+    text = table(args.results, fmt=args.format, per_video=args.per_video, std=args.std, by=args.by,
+                 methods=_split(args.methods), timing=args.timing, truth_row=not args.no_truth_row)
     if args.out:
         from z2h.io import atomic_write_bytes
 

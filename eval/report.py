@@ -37,7 +37,9 @@ METRICS = (
     Metric("lpips_masked", "LPIPS-m", False, 4),
     Metric("warp_error", "Ewarp x1e3", False, 3, 1e3),
     Metric("flow_epe", "EPE px", False, 3),
+    Metric("seconds_per_frame", "s/frame", False, 3),  # only with timing=True (run.json's wall time)
 )
+TRUTH = "ground truth"  # the reference row: the ground-truth edited video's own Ewarp (never bold)
 
 
 def load_results(results: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -121,13 +123,36 @@ def best_flags(means: Any, metric: Metric) -> Any:
     return means.groupby(level=groups, observed=True).transform(lambda s: _best(s, metric)).fillna(False)
 
 
+def add_timing(df: Any, record: dict[str, Any]) -> Any:
+    """A seconds_per_frame column from run.json (per method x video; NaN where none was recorded)."""
+    methods = record.get("methods", {})
+    times = [((methods.get(m) or {}).get("videos", {}).get(v) or {}).get("seconds_per_frame")
+             for m, v in zip(df["method"], df["video"], strict=True)]
+    return df.assign(seconds_per_frame=[float("nan") if t is None else t for t in times])
+
+
+def add_truth_rows(df: Any) -> Any:
+    """Rows of a pseudo-method TRUTH whose Ewarp is the ground truth's own (its other metrics are NaN)."""
+    import pandas as pd
+
+    if "warp_error_gt" not in df or not df["warp_error_gt"].notna().any():
+        return df
+    truth = df.drop_duplicates(["video", "frame"]).copy()
+    for m in METRICS:
+        if m.column in truth:
+            truth[m.column] = float("nan")
+    truth["method"], truth["warp_error"] = TRUTH, truth["warp_error_gt"]
+    return pd.concat([df, truth], ignore_index=True)
+
+
 def _cells(summary: Any, std: bool, bold: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
     """Header labels, cell texts and best flags for every row of a summary."""
     metrics = [m for m in METRICS if (m.column, "mean") in summary.columns]
     levels = list(summary.index.names)
     headers = [n.capitalize() for n in levels]
     headers += [f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in metrics]
-    best = {m.column: best_flags(summary[(m.column, "mean")], m).to_numpy() for m in metrics}
+    is_truth = summary.index.get_level_values(-1) == TRUTH  # a reference, not a contender
+    best = {m.column: best_flags(summary[(m.column, "mean")].mask(is_truth), m).to_numpy() for m in metrics}
     rows = []
     for i, (idx, row) in enumerate(summary.iterrows()):
         idx = idx if isinstance(idx, tuple) else (idx,)
@@ -228,24 +253,64 @@ def _latex(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(body + [r"\bottomrule", r"\end{tabular}"])
 
 
-def table(results: str | Path, fmt: str = "md", per_video: bool = False, std: bool = False,
-          by: str | None = None) -> str:
-    """The table as text in ``fmt`` (md, latex or csv)."""
+def _prepare(results: str | Path, by: str | None, methods: list[str] | None, timing: bool,
+             truth_row: bool) -> tuple[Any, dict[str, Any], list[str]]:
+    """Scores of the chosen methods, with timing and the truth rows if asked, and the table's notes."""
     df, record = load_results(results)
+    if methods is not None:
+        unknown = sorted(set(methods) - set(df["method"]))
+        if unknown:
+            raise ValueError(f"{Path(results) / 'metrics.csv'} has no scores of {', '.join(unknown)}")
+        df = df[df["method"].isin(methods)]
     if not len(df):
         raise ValueError(f"{Path(results) / 'metrics.csv'} holds no scores (see run.json for errors)")
     note_lines = notes(df, record, by)
+    if timing:
+        df = add_timing(df, record)
+        note_lines.append("s/frame: wall-clock seconds per frame of the method's run on its video, mean over "
+                          "videos (run.json; machine load at the time shapes it).")
+    if truth_row:
+        df = add_truth_rows(df)
     flagged = cut_short(record)
     if flagged:
         df = df.assign(method=[m + CUT_SHORT if m in flagged else m for m in df["method"]])
+    return df, record, note_lines
+
+
+def markdown_rows(results: str | Path, methods: list[str] | None = None, by: str | None = None,
+                  timing: bool = False, truth_row: bool = True) -> str:
+    """Only the Markdown table (no notes), rows in ``methods`` order: what docs/README embed."""
+    df, _, _ = _prepare(results, by, methods, timing, truth_row)
+    headers, rows = _cells(_ordered(summarize(df, by=by), methods), False, ("**", "**"))
+    return _markdown(headers, rows)
+
+
+def _ordered(summary: Any, methods: list[str] | None) -> Any:
+    """Rows of each group in ``methods`` order (the truth row last); as they are without ``methods``."""
+    if methods is None:
+        return summary
+    rank = {m: i for i, m in enumerate([*methods, TRUTH])}
+    names = [str(m).replace(CUT_SHORT, "") for m in summary.index.get_level_values(-1)]
+    groups = [tuple(i[:-1]) if summary.index.nlevels > 1 else () for i in summary.index]
+    order = sorted(range(len(summary)), key=lambda i: (groups[i], rank[names[i]]))
+    return summary.iloc[order]
+
+
+def table(results: str | Path, fmt: str = "md", per_video: bool = False, std: bool = False,
+          by: str | None = None, methods: list[str] | None = None, timing: bool = False,
+          truth_row: bool = True) -> str:
+    """The table as text in ``fmt`` (md, latex or csv); ``methods`` picks rows, ``timing`` adds s/frame,
+    ``truth_row`` the ground truth's own Ewarp as a reference row."""
+    df, record, note_lines = _prepare(results, by, methods, timing, truth_row and fmt != "csv")
     summary = summarize(df, by=by, per_video=per_video)
+    summary = summary if per_video else _ordered(summary, methods)
     if fmt == "csv":
         return _csv(summary, note_lines)
     bold = ("**", "**") if fmt == "md" else (r"\textbf{", "}")
     if fmt not in ("md", "latex"):
         raise ValueError(f"--format must be md, latex or csv, not {fmt!r}")
     headers, rows = _cells(summary, std, bold)
-    anchor = summarize(df, anchor=True)
+    anchor = summarize(df[df["method"] != TRUTH], anchor=True)
     anchor = anchor[[c for c in anchor.columns if c[0] in ("psnr", "ssim", "lpips")]]
     a_headers, a_rows = _cells(anchor, False, bold)
     if fmt == "md":

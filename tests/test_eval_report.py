@@ -165,3 +165,30 @@ def test_a_result_cut_short_by_a_time_budget_is_flagged(results):
     record["methods"]["b"]["videos"]["v1"]["stats"]["train"]["budget_hit"] = False
     (results / "run.json").write_text(json.dumps(record))
     assert "†" not in table(results, "md")
+
+
+def test_timing_column_truth_row_and_method_order(tmp_path):
+    """s/frame from run.json, the ground truth's own Ewarp as a reference row (never bold), chosen rows."""
+    from z2h.eval.report import TRUTH, markdown_rows
+    from z2h.eval.runner import RunConfig, run
+
+    bench = make_bench(tmp_path / "bench")
+    out = tmp_path / "r"
+    run(RunConfig(bench=bench, out=out, methods=["no-edit", "flow-dis-chained", "colormap"], lpips=None))
+    md = markdown_rows(out, methods=["flow-dis-chained", "no-edit"], timing=True)
+    lines = md.splitlines()
+    assert "s/frame ↓" in lines[0] and "Ewarp x1e3 ↓" in lines[0]
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| flow-dis-chained", "| no-edit", f"| {TRUTH}"]
+    cells = dict(zip(lines[0].split(" | "), lines[-1].split(" | "), strict=True))
+    df = pd.read_csv(out / "metrics.csv")
+    gt = df[~df["anchor"]].groupby("video")["warp_error_gt"].mean().mean() * 1e3
+    assert cells["Ewarp x1e3 ↓"] == f"{gt:.3f}" and cells["PSNR ↑"] == "–"
+    record = json.loads((out / "run.json").read_text())
+    secs = np.mean([v["seconds_per_frame"] for v in record["methods"]["no-edit"]["videos"].values()])
+    no_edit = dict(zip(lines[0].split(" | "), lines[3].split(" | "), strict=True))
+    assert no_edit["s/frame ↓ |"].strip(" |*") == f"{secs:.3f}"
+    # the truth row (lowest Ewarp here: exact pans) is a reference, never the bold one
+    assert "**" not in lines[-1]
+    with pytest.raises(ValueError, match="no scores of nope"):
+        markdown_rows(out, methods=["nope"])
+    assert f"| {TRUTH} |" not in table(out, "md", truth_row=False) and f"| {TRUTH} |" in table(out, "md")
