@@ -13,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .masks import CHANNELS as MASK_CHANNELS
+from .masks import mask_inside
 from .png import PNGError, png_complete, read_header, read_png
 from .validate import BenchFormatError, inside, manifest_problems, meta_problems, name_problem, read_json
 
-KINDS = {"original": (3, 4), "edited": (3, 4), "mask": (1,)}  # allowed channel counts
+# allowed channel counts; masks as eval reads them (benchmark/masks.py): grey, grey+alpha, RGB or RGBA
+KINDS = {"original": (3, 4), "edited": (3, 4), "mask": MASK_CHANNELS}
 
 
 def check_video(d: Path, expect: dict | None) -> tuple[list[str], list[str]]:
@@ -61,7 +64,7 @@ def check_video(d: Path, expect: dict | None) -> tuple[list[str], list[str]]:
                 elif kind == "mask":
                     m = read_png(path)
                     i = int(name[:4])
-                    if not (m > 127).any():
+                    if not mask_inside(m).any():
                         (errors if i == anchor else warnings).append(
                             f"{path}: empty mask" + (" at the anchor" if i == anchor else "")
                         )

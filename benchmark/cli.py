@@ -1,4 +1,5 @@
-"""``z2h bench``: generate scene specs, build a benchmark with Blender, check a benchmark (no bpy here)."""
+"""``z2h bench``: generate scene specs, build a benchmark with Blender, check or import a benchmark (no bpy
+here)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = sub.add_parser("check", help="validate a benchmark folder (exit 1 with a list of problems)")
     c.add_argument("bench", help="benchmark folder")
 
+    from z2h.bench_import import add_arguments as add_import
+
+    add_import(sub)
+
     g = sub.add_parser("generate", help="write seeded random scene specs")
     g.add_argument("--n", type=int, default=50, help="number of specs (default 50)")
     g.add_argument("--seed", type=int, default=0)
@@ -100,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(warnings)} warning(s))"
             )
             return 1 if errors else 0
+        if args.bench_command == "import":
+            from z2h.bench_import import run as run_import
+
+            return run_import(args)
         from .generate import generate
 
         paths = generate(args.n, args.seed, args.out, args.frames, args.resolution, args.overwrite)

@@ -125,6 +125,8 @@ def load_video(bench: str | Path, name: str, with_flow: bool = True) -> Video:
         if seq.shape[1:3] != size:
             raise ValueError(f"video {name!r}: {kind} frames are {seq.shape[2]}x{seq.shape[1]}, "
                              f"original frames are {size[1]}x{size[0]}")
+    if not masks[anchor].any():  # `z2h bench check` calls this an error too (same mask rule)
+        raise ValueError(f"video {name!r}: {folder / 'mask' / f'{anchor:04d}.png'}: empty mask at the anchor")
     if list(meta["resolution"]) != [size[1], size[0]]:
         raise ValueError(f"video {name!r}: meta.json resolution {meta['resolution']} but frames are "
                          f"{size[1]}x{size[0]}")
