@@ -24,7 +24,7 @@ def test_roundtrip_loads_saved_weights(tiny):
     for (name, a), b in zip(parts.unet.state_dict().items(), saved.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert parts.empty_embeds.shape == (1, 77, 32) and not parts.empty_embeds.any()
-    assert parts.vae_scale == 2 and parts.size_multiple == 16
+    assert parts.vae_scale == 2 and parts.size_multiple == 4  # two latent pixels
     assert parts.scheduler.config.steps_offset == 1
     assert not parts.unet.training and not any(p.requires_grad for p in parts.unet.parameters())
 

@@ -389,3 +389,23 @@ def test_sd21_architecture_layers_and_grids_on_the_meta_device():
              encoder_hidden_states=torch.empty(1, 77, 1024, device="meta"))
     assert len(layers) == 9 and feats[0].shape == (1, 1280, 32, 32)  # DIFT grid = the middle grid
     assert sorted(k.shape[2] for k, _ in state.kv.values()) == [256] * 3 + [1024] * 3 + [4096] * 3
+    # 1920x1080 at 768 px: 432x768, latent 54x96; the downsamplers give 27x48, then 14x24 (odd: rounded up)
+    grids = attention_grids(unet, (54, 96))
+    assert grids == [(14, 24), (27, 48), (54, 96)]
+    state.kv.clear()
+    with cross_image_attention(unet, state), torch.no_grad():
+        unet(torch.empty(1, 4, 54, 96, device="meta"), 1,
+             encoder_hidden_states=torch.empty(1, 77, 1024, device="meta"))
+    assert sorted({k.shape[2] for k, _ in state.kv.values()}) == sorted(h * w for h, w in grids)
+
+
+def test_engine_runs_on_grids_that_are_not_multiples_of_the_unet_downsampling(parts):
+    """36x64 frames: latent 18x32 -> attention grids 5x8 (rounded up), 9x16, 18x32; every layer finds its
+    top-k index by token count and the output keeps the frame size."""
+    y, x = np.mgrid[:36, :64]
+    frames = np.stack([np.stack([x * 4, y * 7, np.full_like(x, 60 + 40 * i)], -1) for i in range(2)])
+    frames = frames.astype(np.uint8)
+    reference = frames[0][..., ::-1].copy()
+    engine = DiffusionZeroStage(None, parts=parts, **{**FAST, "resolution": 64})
+    out = engine(frames, 0, reference)
+    assert out.shape == frames.shape and out.std() > 5

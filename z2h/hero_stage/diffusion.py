@@ -140,10 +140,11 @@ class DiffusionHeroStage:
     # --- images <-> tokens ------------------------------------------------------------------------
 
     def _size(self, h: int, w: int, longer: int) -> tuple[int, int]:
-        """Working size: longer side ``longer``, both sides multiples of the packed-latent grid."""
-        m = self.parts.vae_scale_factor * 2
-        s = longer / max(h, w)
-        return max(m, round(h * s / m) * m), max(m, round(w * s / m) * m)
+        """Working size: longer side ``longer``, both sides multiples of the packed-latent grid (the
+        rule of z2h/sizes.py, shared with the Zero-Stage)."""
+        from z2h.sizes import working_size
+
+        return working_size(h, w, longer, self.parts.vae_scale_factor * 2)
 
     def _encode(self, images: np.ndarray, size: tuple[int, int]) -> Any:
         """uint8 (B, H, W, 3) -> packed latent tokens (B, N, C) at working ``size``."""

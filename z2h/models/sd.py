@@ -40,8 +40,10 @@ class SDParts:
 
     @property
     def size_multiple(self) -> int:
-        """Image sides must be multiples of this: VAE downsampling times the U-Net's downsamplings."""
-        return self.vae_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        """Working sides are multiples of this: two latent pixels (16 px for SD), as the Hero-Stage's FLUX
+        grid. The U-Net pads odd grids itself (each downsampler gives ceil(s / 2)), so a multiple of its
+        total downsampling (64 px) is not needed; 64 made 1920x1080 512x256 here and 512x288 in FLUX."""
+        return self.vae_scale * 2
 
 
 def _is_hub_id(model: str) -> bool:

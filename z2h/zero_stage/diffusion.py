@@ -20,9 +20,10 @@ Deviations, all deliberate:
 - K/V and Q come from the inversion passes themselves: the U-Net call of the inversion step that
   lands on timestep t (evaluated on the latent one step less noisy) is stored under t and reused by
   the denoising step at t. Injection runs at every denoising step.
-- DIFT runs at the working resolution (longer side ``resolution``, 512 by default, sides rounded to
-  multiples of 64) on the VAE posterior mean, with the same seeded noise draws for every frame; the
-  reference DIFT code resizes to 768 and samples the posterior. Frames are resized back to their size.
+- DIFT runs at the working resolution (longer side ``resolution``, 512 by default, sides rounded half
+  up to multiples of 16 by z2h/sizes.py, the rule the Hero-Stage uses too: 1920x1080 -> 512x288) on
+  the VAE posterior mean, with the same seeded noise draws for every frame; the reference DIFT code
+  resizes to 768 and samples the posterior. Frames are resized back to their size.
 - Without a text encoder in the weights folder the empty prompt is zeros (load_sd warns).
 """
 
@@ -39,6 +40,7 @@ from z2h.attention_processors import CrossImageState, cross_image_attention
 from z2h.correspondence import multiscale_topk
 from z2h.models.sd import SDParts, load_sd
 from z2h.progress import ProgressFn, no_progress
+from z2h.sizes import working_size
 from z2h.zero_stage.dift import dift_features
 from z2h.zero_stage.inversion import ddim_denoise, ddim_invert
 
@@ -66,12 +68,6 @@ class DiffusionSettings:
         return cls(**{**vals, **overrides})
 
 
-def working_size(h: int, w: int, resolution: int, multiple: int) -> tuple[int, int]:
-    """(h, w) scaled so the longer side is ``resolution``, each side rounded to a multiple of ``multiple``."""
-    s = resolution / max(h, w)
-    return tuple(max(multiple, round(v * s / multiple) * multiple) for v in (h, w))
-
-
 def adain(x: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Give ``x`` (B, C, h, w) the per-channel mean and std of ``ref``."""
     mu, sd = x.mean((2, 3), keepdim=True), x.std((2, 3), keepdim=True)
@@ -79,10 +75,15 @@ def adain(x: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> torch.Tensor
 
 
 def attention_grids(unet: Any, latent_size: tuple[int, int], blocks: tuple[int, ...] = (1, 2, 3)):
-    """Token grids (h, w) of the attn1 layers of ``up_blocks[i]``: each up block below the last one
-    upsamples by 2, so for SD (4 levels) blocks 1, 2, 3 run at latent / 4, / 2, / 1."""
+    """Token grids (h, w) of the attn1 layers of ``up_blocks[i]``: up block i runs at the resolution of
+    down level n-1-i, and each downsampler (3x3 conv, stride 2, padding 1) maps a side s to ceil(s / 2),
+    so for SD (4 levels) blocks 1, 2, 3 run at latent / 4, / 2, / 1, rounded up on odd grids (the
+    U-Net then upsamples to the skip connection's size)."""
     n = len(unet.up_blocks)
-    return [(latent_size[0] // 2 ** (n - 1 - i), latent_size[1] // 2 ** (n - 1 - i)) for i in blocks]
+    levels = [tuple(latent_size)]
+    for _ in range(n - 1):
+        levels.append(tuple(-(-s // 2) for s in levels[-1]))
+    return [levels[n - 1 - i] for i in blocks]
 
 
 def _check_inputs(frames: np.ndarray, anchor: int, reference: np.ndarray) -> None:

@@ -29,6 +29,7 @@ from z2h.attention import masked_attention
 from z2h.correspondence import dot_topk
 from z2h.models.vgg import STRIDES, VGGFeatures
 from z2h.progress import ProgressFn, no_progress
+from z2h.sizes import working_size
 from z2h.zero_stage.config import ZeroStageConfig
 
 SCORE_SCALE = 20.0  # softmax logits = τ·20·score: score gaps of 0.05-0.3 between candidates become 1-6
@@ -55,12 +56,6 @@ def linear_to_lab(x: torch.Tensor) -> torch.Tensor:
     xyz = torch.einsum("ij,bjhw->bihw", _RGB_TO_XYZ.to(x), x) / _WHITE.to(x).view(1, 3, 1, 1)
     f = torch.where(xyz > 0.008856, xyz.clamp_min(1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
     return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
-
-
-def working_size(h: int, w: int, work_size: int, multiple: int) -> tuple[int, int]:
-    """(h, w) scaled so the longer side is ``work_size``, each side a multiple of ``multiple``."""
-    s = work_size / max(h, w)
-    return tuple(max(multiple, round(n * s / multiple) * multiple) for n in (h, w))
 
 
 def check_inputs(frames: np.ndarray, anchor: int, reference: np.ndarray) -> None:
