@@ -111,9 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         reporter.emit("cancelled", out=str(args.out), partial=True, message=str(e))
         return 130
     except (FileNotFoundError, FileExistsError, ValueError, FolderBusy) as e:
-        reporter.emit("error", message=str(e))
-        if args.progress != "bar":
-            print(f"z2h eval: {e}", file=sys.stderr)
+        reporter.emit("error", message=str(e))  # also on stderr, in every mode
         return 1
     failures = [f"{m} on {video}: {v.get('error', '?')}" for m, e in record["methods"].items() if m in methods
                 for video, v in sorted(e.get("videos", {}).items()) if v.get("status") == "error"]

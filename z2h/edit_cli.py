@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads for the Hero-Stage (default 1; 0 = all cores)")
-    parser.add_argument("--fps", type=float, default=24.0, help="frame rate of preview.mp4")
+    parser.add_argument("--fps", type=float,
+                        help="frame rate of preview.mp4 (default: the input video's, 24 for a frame folder)")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                         help="json: one JSON object per line on stdout (for the Blender add-on)")
     parser.add_argument("--overwrite", action="store_true",
@@ -130,9 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     def fail(message: str) -> int:
         finish("failed", error=message)
-        if args.progress == "json":
-            print(f"z2h: error: {message}", file=sys.stderr)
-        reporter.emit("error", message=message)
+        reporter.emit("error", message=message)  # errors always reach stderr, whatever --progress
         return 1
 
     try:
@@ -143,8 +142,10 @@ def run(args: argparse.Namespace) -> int:
         if config.zero.engine == "diffusion" and not config.zero.zero_model:
             raise ValueError("the diffusion engine needs Stable Diffusion 2.1 weights: pass --zero-model "
                              "FOLDER_OR_HUB_ID")
+        if args.fps is not None and not 0 < args.fps <= 1000:
+            raise ValueError(f"--fps {args.fps:g}: expected a frame rate in (0, 1000]")
         frames, reference = load_inputs(args)
-        prepare_out(out, args.overwrite, ARTEFACTS)
+        prepare_out(out, args.overwrite, ARTEFACTS, inputs=(args.video, args.reference))
         out_ready = True
         record["versions"] = versions()
         total = 2 * len(frames) + 1  # zero frames, final frames, preview
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             write_sequence(out / "zero", zero, write_progress, 0, total, record["written"], "zero")
             record["timings"]["write_zero"] = round(time.perf_counter() - mark, 2)
 
-        from z2h.io import write_video
+        from z2h.io import video_fps, write_video
         from z2h.pipeline import edit
 
         result = edit(frames, args.anchor, reference, config, reporter, on_zero=on_zero)
@@ -164,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         mark = time.perf_counter()
         write_sequence(out / "frames", result.frames, write_progress, len(frames), total,
                        record["written"], "frames")
-        write_video(out / "preview.mp4", result.frames, fps=args.fps)
+        fps = args.fps or video_fps(args.video) or 24.0
+        record["preview_fps"] = fps
+        write_video(out / "preview.mp4", result.frames, fps=fps, audio_from=args.video)
         record["written"]["preview"] = True
         write_progress(total, total)
         record["timings"]["write"] = round(time.perf_counter() - mark, 2)

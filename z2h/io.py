@@ -7,6 +7,7 @@ that looks complete.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".gif", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
 def _natural_key(path: Path) -> list:
@@ -82,18 +85,24 @@ def read_mask(path: str | Path) -> np.ndarray:
 def read_frames(source: str | Path) -> np.ndarray:
     """All frames of a folder of images or of a video file, as (T, H, W, 3) uint8."""
     source = Path(source)
+    accepted = (f"a folder of frames ({', '.join(IMAGE_SUFFIXES)}) or a video file "
+                f"({', '.join(VIDEO_SUFFIXES)})")
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         import imageio.v3 as iio
 
         try:
-            frames = [f[..., :3] for f in iio.imiter(source, plugin="FFMPEG")]
+            # extension=".mp4": imageio's own suffix list lacks .m4v & co.; ffmpeg probes the content anyway
+            frames = [f[..., :3] for f in iio.imiter(source, plugin="FFMPEG", extension=".mp4")]
         except Exception as e:  # imageio raises several types for broken files
             raise ValueError(f"cannot read video {source}: {e}") from None
         if not frames:
             raise ValueError(f"no frames in video {source}")
         return np.stack(frames).astype(np.uint8)
+    if source.is_file():
+        kind = "a single image" if source.suffix.lower() in IMAGE_SUFFIXES else "not a supported video file"
+        raise ValueError(f"{source} is {kind}: pass {accepted}")
     if not source.exists():
-        raise FileNotFoundError(f"video not found: {source} (pass a folder of frames or a video file)")
+        raise FileNotFoundError(f"video not found: {source} (pass {accepted})")
     paths = frame_paths(source)
     frames = [read_image(p) for p in paths]
     for p, f in zip(paths, frames, strict=True):
@@ -103,6 +112,20 @@ def read_frames(source: str | Path) -> np.ndarray:
                 f"{frames[0].shape[1]}x{frames[0].shape[0]}: all frames must have one size"
             )
     return np.stack(frames)
+
+
+def video_fps(source: str | Path) -> float | None:
+    """Frame rate of a video file (None for a frame folder or when the file does not say)."""
+    source = Path(source)
+    if not (source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES):
+        return None
+    import imageio.v3 as iio
+
+    try:
+        fps = float(iio.immeta(source, plugin="FFMPEG", extension=".mp4").get("fps") or 0)
+    except Exception:  # unreadable metadata: the caller falls back to its default rate
+        return None
+    return fps if 0 < fps < 1000 else None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -126,22 +149,53 @@ def write_json(path: str | Path, data: object) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
-def prepare_out(out: str | Path, overwrite: bool, artefacts: tuple[str, ...] = ()) -> None:
+def prepare_out(out: str | Path, overwrite: bool, artefacts: tuple[str, ...] = (),
+                inputs: tuple[str | Path, ...] = ()) -> None:
     """Refuse a non-empty output folder unless ``overwrite``; then remove only an earlier run's ``artefacts``.
 
     ``artefacts`` are glob patterns relative to ``out``, removed in order (files, or folders with their
     contents); put the run record first so a stale "complete" never outlives the files it describes.
+    Any of ``inputs`` inside ``out`` (or ``out`` itself) is refused: --overwrite would delete it. The
+    folder is created and checked for writing here, before any compute.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
-    if not (out.is_dir() and any(out.iterdir())):
-        return
-    if not overwrite:
-        raise ValueError(f"--out {out} is not empty; pass --overwrite to replace an earlier run there")
-    for pattern in artefacts:
-        for path in sorted(out.glob(pattern)):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    real_out = out.resolve()
+    for source in inputs:
+        real = Path(source).resolve()
+        if real == real_out or real_out in real.parents:
+            raise ValueError(f"input {source} lies inside --out {out}: the results would replace it; "
+                             "pass another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"--out {out} is not empty; pass --overwrite to replace an earlier run there")
+        for pattern in artefacts:
+            for path in sorted(out.glob(pattern)):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    check_writable(out)
+
+
+def check_writable(folder: str | Path) -> None:
+    """Prove a file can be written in ``folder``; ValueError naming it otherwise.
+
+    Folders it had to create are removed again, so a failure later leaves no empty --out behind.
+    """
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".z2h-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {folder} is not writable: {e.strerror or e}") from None
+    finally:
+        for path in created:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
@@ -166,18 +220,45 @@ def write_frames(folder: str | Path, frames: np.ndarray, start: int = 0) -> list
     return paths
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 24.0) -> None:
-    """Write an H.264 MP4 preview (the ffmpeg binary shipped by imageio-ffmpeg), atomically."""
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 24.0,
+                audio_from: str | Path | None = None) -> None:
+    """Write an H.264 MP4 preview (the ffmpeg binary shipped by imageio-ffmpeg), atomically.
+
+    ``audio_from``: a video file whose audio track (if any) is copied in, cut to the frames' length.
+    """
     import imageio.v3 as iio
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    muxed = path.with_name(f".{path.stem}.audio.tmp{path.suffix}")
     # yuv420p needs even sizes; macro_block_size=1 stops imageio from rescaling.
     h, w = frames.shape[1:3]
     frames = np.ascontiguousarray(frames[:, : h - h % 2, : w - w % 2])
     try:
         iio.imwrite(tmp, frames, plugin="FFMPEG", fps=fps, codec="libx264", macro_block_size=1)
+        if audio_from is not None and Path(audio_from).suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                _add_audio(tmp, Path(audio_from), muxed)
+                os.replace(muxed, tmp)
+            except (OSError, ValueError) as e:  # a preview without sound beats no preview
+                log.warning("%s: written without audio (%s)", path, e)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        muxed.unlink(missing_ok=True)
+
+
+def _add_audio(video: Path, source: Path, out: Path) -> None:
+    """``video``'s picture with ``source``'s first audio track (none: no audio), into ``out``."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(video),
+           "-i", str(source), "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-shortest",
+           str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["?"])[-1]
+        raise ValueError(f"cannot copy the audio of {source} into {video.name}: {last}")

@@ -38,12 +38,19 @@ class Reporter:
         self._bars: dict[str, Any] = {}
 
     def emit(self, event: str, **fields: Any) -> None:
-        """Write one JSON event (json mode only); other modes print messages of 'error'/'done' events."""
+        """Write one JSON event (json mode); 'bar' prints the message of other events on stderr.
+
+        An error's message always goes to stderr as one line, in every mode: ``--progress none``
+        silences progress, never the reason a command failed.
+        """
         if self.mode == "json":
             self.stream.write(json.dumps({"event": event, **fields}) + "\n")
             self.stream.flush()
-        elif self.mode == "bar" and "message" in fields and event != "progress":
-            print(f"z2h: {fields['message']}", file=sys.stderr)
+        if "message" in fields and event != "progress":
+            if event == "error":
+                print(f"z2h: error: {fields['message']}", file=sys.stderr, flush=True)
+            elif self.mode == "bar":
+                print(f"z2h: {fields['message']}", file=sys.stderr)
 
     def stage(self, name: str, message: str = "") -> ProgressFn:
         """A ProgressFn for one stage; it raises :class:`Cancelled` once cancellation was requested."""

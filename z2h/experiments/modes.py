@@ -145,9 +145,7 @@ def experiment_main(name: str, args: argparse.Namespace, body) -> int:
         print(f"z2h experiment {name}: cancelled", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
-        reporter.emit("error", message=str(e))
-        if reporter.mode != "bar":
-            print(f"z2h experiment {name}: error: {e}", file=sys.stderr)
+        reporter.emit("error", message=f"experiment {name}: {e}")  # one line on stderr in every mode
         return 1
     reporter.emit("done", out=str(out), partial=False)
     print(f"z2h experiment {name}: written to {out}", file=sys.stderr)

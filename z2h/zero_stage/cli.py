@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,10 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fail(reporter, message: str) -> int:
-    if reporter.mode == "json":
-        reporter.emit("error", message=message)
-    else:
-        print(f"z2h zero: error: {message}", file=sys.stderr)
+    reporter.emit("error", message=message)  # one line on stderr in every mode (+ JSON on stdout)
     return 1
 
 
@@ -59,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         reference = read_image(args.reference)
         check_inputs(frames, args.anchor, reference)  # before touching --out
         # Only what this command writes: stale frames of a longer earlier run must not survive.
-        prepare_out(out, args.overwrite, ("run.json", "[0-9][0-9][0-9][0-9].png"))
+        prepare_out(out, args.overwrite, ("run.json", "[0-9][0-9][0-9][0-9].png"),
+                    inputs=(args.video, args.reference))
         stage = ZeroStage(config)
         t0 = time.perf_counter()
         result = stage(frames, args.anchor, reference, progress=reporter.stage("zero", "Zero-Stage"))
