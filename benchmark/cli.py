@@ -55,9 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = sub.add_parser("check", help="validate a benchmark folder (exit 1 with a list of problems)")
     c.add_argument("bench", help="benchmark folder")
 
-    from z2h.bench_import import add_arguments as add_import
-
-    add_import(sub)
+    i = sub.add_parser("import", help="make a benchmark from your own original/edited/mask frames or videos")
+    i.add_argument("src", help="a video folder (original/, edited/, mask/) or a folder of them")
+    i.add_argument("--out", required=True, help="benchmark folder (new, or one to add videos to)")
+    i.add_argument("--anchor", help="anchor frame: index in frame order (0 = first, default) or file name")
+    i.add_argument("--tags", help="comma-separated tags for every imported video (for `eval table --by tag`)")
+    i.add_argument("--name", help="video name (default: the video folder's name; one video only)")
 
     g = sub.add_parser("generate", help="write seeded random scene specs")
     g.add_argument("--n", type=int, default=50, help="number of specs (default 50)")
@@ -106,9 +109,10 @@ def run(args: argparse.Namespace) -> int:
             )
             return 1 if errors else 0
         if args.bench_command == "import":
-            from z2h.bench_import import run as run_import
+            # backend side (PIL, video decoding): not part of the add-on's copy of this package
+            import importlib
 
-            return run_import(args)
+            return importlib.import_module("z2h.bench_import").run(args)
         from .generate import generate
 
         paths = generate(args.n, args.seed, args.out, args.frames, args.resolution, args.overwrite)

@@ -202,18 +202,10 @@ def import_bench(src: Path, out: Path, anchor: str | int | None = None, tags: li
     return out
 
 
-def add_arguments(sub: Any) -> None:
-    p = sub.add_parser("import", help="make a benchmark from your own original/edited/mask frames or videos")
-    p.add_argument("src", type=Path, help="a video folder (original/, edited/, mask/) or a folder of them")
-    p.add_argument("--out", type=Path, required=True, help="benchmark folder (new, or one to add videos to)")
-    p.add_argument("--anchor", help="anchor frame: index in frame order (0 = first, default) or file name")
-    p.add_argument("--tags", help="comma-separated tags for every imported video (for `eval table --by tag`)")
-    p.add_argument("--name", help="video name (default: the video folder's name; one video only)")
-
-
 def run(args: argparse.Namespace) -> int:
+    """`z2h bench import` (its arguments are declared in benchmark/cli.py)."""
     tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else []
-    out = import_bench(args.src, args.out, args.anchor, tags, args.name,
+    out = import_bench(Path(args.src), Path(args.out), args.anchor, tags, args.name,
                        log=lambda m: print(f"z2h bench import: {m}", file=sys.stderr))
     print(f"{out}: ok (`z2h eval run {out} --methods default --out RESULTS`)")
     return 0
