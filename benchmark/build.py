@@ -8,6 +8,7 @@ subprocess (worker.py) with the interpreter from ``--blender``, ``$Z2H_BLENDER``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .manifest import write_manifest
-from .spec import SpecError, load_spec
+from .spec import Spec, SpecError, effective_spec, load_spec, spec_to_dict
 from .worker import PREFIX
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -41,6 +42,96 @@ class BuildConfig:
     overwrite: bool = False
     blender: str | None = None
     seed: int = 0
+
+
+def check_config(config: BuildConfig) -> None:
+    """Overrides within the ranges the spec reader enforces (a bad value used to render an invalid build)."""
+    if config.resolution is not None:
+        for px in config.resolution:
+            if not 8 <= px <= 8192:
+                raise ValueError(f"--resolution {px}: expected pixels in 8..8192")
+    if config.frames is not None and not 2 <= config.frames <= 10000:
+        raise ValueError(f"--frames {config.frames}: expected 2..10000 frames")
+    if not 1 <= config.samples <= 1 << 16:
+        raise ValueError(f"--samples {config.samples}: expected 1..65536")
+    if config.jobs < 1:
+        raise ValueError(f"--jobs {config.jobs}: expected at least 1")
+
+
+# ------------------------------------------------------------------------------------------ build keys
+# OUT/<video>/.build.json records what a video is rendered from (its effective spec + render settings),
+# so `--resume` never mixes frames of two specs or resolutions (hidden: not part of the eval hash).
+KEY_FILE = ".build.json"
+_RENDER_SETTINGS = ("engine", "samples", "flow", "full_light", "denoise")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def build_record(spec: Spec, config: BuildConfig) -> dict:
+    """What a video's pixels depend on, and its hash."""
+    record = {"spec": spec_to_dict(effective_spec(spec, config.frames, config.resolution)),
+              "settings": {k: getattr(config, k) for k in _RENDER_SETTINGS}}
+    record["key"] = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    return record
+
+
+def _changes(old: dict, new: dict) -> list[str]:
+    out = []
+    for part in ("settings", "spec"):
+        a, b = old.get(part) or {}, new[part]
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                out.append(f"{k} {a.get(k)} -> {b.get(k)}" if part == "settings" or k in
+                           ("frames", "resolution", "anchor", "fps") else f"spec {k}")
+    return out or ["build key"]
+
+
+def _legacy_changes(meta: dict, new: dict) -> list[str]:
+    """For a video rendered before build keys: compare what its meta.json recorded."""
+    spec, settings = new["spec"], new["settings"]
+    render = meta.get("render") or {}
+    edit = dict(spec.get("edit") or {})
+    pairs = [("resolution", meta.get("resolution"), list(spec["resolution"])),
+             ("frames", meta.get("frames"), spec["frames"]), ("anchor", meta.get("anchor"), spec["anchor"]),
+             ("samples", render.get("samples"), settings["samples"]),
+             ("denoise", render.get("denoise"), settings["denoise"]),
+             ("full_light", not render.get("isolate", True), settings["full_light"]),
+             ("spec edit", meta.get("edit"), edit)]
+    return [f"{k} {a} -> {b}" if k != "spec edit" else k for k, a, b in pairs if a != b]
+
+
+def resume_problems(out: Path, specs: list[Spec], config: BuildConfig) -> list[str]:
+    """Videos in ``out`` rendered from another spec or settings than this build's (one line each)."""
+    problems = []
+    for s in specs:
+        folder = out / s.name
+        if not folder.is_dir():
+            continue
+        new = build_record(s, config)
+        try:
+            old = json.loads((folder / KEY_FILE).read_text())
+        except FileNotFoundError:
+            old = None
+        except (OSError, ValueError):
+            old = {}
+        if old is None:
+            try:
+                meta = json.loads((folder / "meta.json").read_text())
+            except (OSError, ValueError):
+                problems.append(f"{folder}: partial video without a build record: cannot tell what it was "
+                                "rendered from")
+                continue
+            changes = _legacy_changes(meta, new) if isinstance(meta, dict) else ["meta.json"]
+        else:
+            changes = [] if isinstance(old, dict) and old.get("key") == new["key"] else _changes(
+                old if isinstance(old, dict) else {}, new)
+        if changes:
+            problems.append(f"{folder}: rendered with other settings ({', '.join(changes)})")
+    return problems
 
 
 def worker_command(blender: str | None = None) -> list[str]:
@@ -110,6 +201,12 @@ def build(
         if s.name in seen:
             raise SpecError(f"{s.source}: name: {s.name!r} is also the name of {seen[s.name]}")
         seen[s.name] = s.source
+    check_config(config)
+    if config.resume:  # all mismatches before any rendering; nothing is deleted
+        problems = resume_problems(out, specs, config)
+        if problems:
+            raise ValueError("--resume: " + "; ".join(problems) + ". Pass the settings of the earlier "
+                             "build, or --overwrite to re-render these videos")
     prepare_output(out, list(seen), config.resume, config.overwrite)
     cmd = worker_command(config.blender)
     jobs = max(1, min(config.jobs, len(specs)))
@@ -149,6 +246,8 @@ def build(
                     )
                     if on
                 ]
+                (out / s.name).mkdir(exist_ok=True)
+                write_json_atomic(out / s.name / KEY_FILE, build_record(s, config))
                 logfile = out / ".logs" / f"{s.name}.log"
                 logfile.write_text(" ".join(cmd + args) + "\n")
                 proc = subprocess.Popen(

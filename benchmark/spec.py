@@ -351,9 +351,15 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate a ``.toml`` or ``.json`` spec file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder, expected a .toml or .json spec file") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
@@ -373,6 +379,17 @@ def retime(spec: Spec, frames: int) -> Spec:
         for k in o.keys:
             k.frame = round(k.frame * f)
     s.anchor, s.frames = round(spec.anchor * f), frames
+    return s
+
+
+def effective_spec(spec: Spec, frames: int | None = None, resolution: tuple[int, ...] | None = None) -> Spec:
+    """The spec as rendered with ``bench build --frames/--resolution`` (W or W H) overrides."""
+    s = retime(spec, frames) if frames else spec
+    if resolution:
+        from copy import deepcopy
+
+        s = deepcopy(s)
+        s.resolution = (resolution[0], resolution[1] if len(resolution) > 1 else resolution[0])
     return s
 
 

@@ -57,11 +57,7 @@ def main(argv: list[str]) -> int:
     try:
         spec = spec_mod.load_spec(args.spec)
         name = spec.name
-        if args.frames:
-            spec = spec_mod.retime(spec, args.frames)
-        if args.resolution:
-            w = args.resolution[0]
-            spec.resolution = (w, args.resolution[1] if len(args.resolution) > 1 else w)
+        spec = spec_mod.effective_spec(spec, args.frames, args.resolution)
         import bpy
 
         scene_mod = importlib.import_module(f"{pkg}.scene")
