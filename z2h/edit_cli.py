@@ -1,8 +1,15 @@
 """``z2h edit``: propagate an edited anchor frame through a video (Zero-Stage, then Hero-Stage).
 
-Writes OUT/zero/NNNN.png (Zero-Stage frames, as soon as that stage ends), OUT/frames/NNNN.png,
-OUT/preview.mp4 and, last, OUT/run.json (settings, engine, versions, timings, status "complete",
-"partial" after a cancel, "failed" after an error). Exit codes: 0 done, 1 error, 130 cancelled.
+Streams: frames are read from the folder (a video file is first decoded frame by frame into
+OUT/work/input/) when a stage needs them, and each finished frame is written at once: OUT/zero/NNNN.png
+(Zero-Stage, at the working resolution), OUT/frames/NNNN.png (full size), then OUT/preview.mp4 and, last,
+OUT/run.json (settings, engine, versions, timings, status "complete", "partial" after a cancel, "failed"
+after an error). Peak memory does not grow with the number of frames (docs/scale.md).
+
+``--resume`` continues an interrupted run in OUT: OUT/work/state.json holds a key of the settings and
+inputs (it must match), OUT/work/frames.jsonl a SHA-256 per written frame (a frame is kept only if its
+file still matches), OUT/work/restorer.safetensors the trained offline restorer.
+Exit codes: 0 done, 1 error, 130 cancelled.
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ from typing import Any
 
 from z2h.progress import Cancelled, Reporter
 
-ARTEFACTS = ("run.json", "preview.mp4", "frames", "zero")  # what --overwrite removes (and nothing else)
+# what --overwrite removes (and nothing else); the run record first, so a stale "complete" never outlives
+# the files it describes
+ARTEFACTS = ("run.json", "preview.mp4", "frames", "zero", "work")
+DEFAULT_WORK_RESOLUTION = 512
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pseudo-pairs", type=int,
                         help="offline Hero-Stage: warped anchor copies (default 8)")
     parser.add_argument("--work-size", type=int, help="offline Zero-Stage matching size (default 256)")
+    parser.add_argument("--work-resolution", type=int, default=DEFAULT_WORK_RESOLUTION,
+                        help="longer side (px) both stages run at; larger videos are lifted to full size "
+                        f"by an edge-aware upsampler (default {DEFAULT_WORK_RESOLUTION}; 0 = full size)")
+    parser.add_argument("--lift", choices=("guided", "bilinear"), default="guided",
+                        help="how the edit is lifted to full size: guided filter (default) or bilinear")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads for the Hero-Stage (default 1; 0 = all cores)")
@@ -49,8 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frame rate of preview.mp4 (default: the input video's, 24 for a frame folder)")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                         help="json: one JSON object per line on stdout (for the Blender add-on)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the results of an earlier run in --out")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the results of an earlier run in --out")
+    again.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run in --out (same inputs and settings): frames "
+                       "already written and unchanged are kept")
 
 
 def build_config(args: argparse.Namespace):
@@ -58,7 +77,8 @@ def build_config(args: argparse.Namespace):
     from z2h.pipeline import EditConfig
 
     options: dict[str, Any] = {"engine": args.engine, "seed": args.seed, "mode": args.mode, "k": args.k,
-                               "threads": args.threads}
+                               "threads": args.threads, "work_resolution": args.work_resolution or None,
+                               "lift": args.lift}
     given = {"zero_model": args.zero_model, "hero_model": args.hero_model, "hero_steps": args.steps,
              "pseudo_pairs": args.pseudo_pairs, "work_size": args.work_size}
     options.update({key: v for key, v in given.items() if v is not None})
@@ -67,14 +87,33 @@ def build_config(args: argparse.Namespace):
     return EditConfig.from_options(**options)
 
 
-def load_inputs(args: argparse.Namespace):
-    """(frames, reference) with errors that name the flag and the file."""
-    import numpy as np
+def open_video(video: Path, work: Path):
+    """A lazy frame sequence over ``video``: a folder of frames, or a video file decoded into ``work``."""
+    from z2h.frames import FolderFrames
+    from z2h.io import decode_video
 
-    from z2h.io import read_frames, read_image
+    check_video(video)
+    if video.is_file():
+        decode_video(video, work / "input")
+        return FolderFrames(work / "input")
+    return FolderFrames(video)
 
-    frames = read_frames(args.video)
-    reference = read_image(args.reference)
+
+def check_video(video: Path) -> None:
+    """A folder or a video file, else an error that says what is accepted."""
+    from z2h.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    accepted = (f"a folder of frames ({', '.join(IMAGE_SUFFIXES)}) or a video file "
+                f"({', '.join(VIDEO_SUFFIXES)})")
+    if video.is_file() and video.suffix.lower() not in VIDEO_SUFFIXES:
+        kind = "a single image" if video.suffix.lower() in IMAGE_SUFFIXES else "not a supported video file"
+        raise ValueError(f"{video} is {kind}: pass {accepted}")
+    if not video.exists():
+        raise FileNotFoundError(f"video not found: {video} (pass {accepted})")
+
+
+def check_inputs(args: argparse.Namespace, frames, reference) -> None:
+    """Errors that name the flag and the file."""
     t, h, w = frames.shape[:3]
     if not 0 <= args.anchor < t:
         raise ValueError(f"--anchor {args.anchor} is out of range: {args.video} has {t} frames (0..{t - 1})")
@@ -82,24 +121,80 @@ def load_inputs(args: argparse.Namespace):
         raise ValueError(f"--reference {args.reference} is {reference.shape[1]}x{reference.shape[0]}, but "
                          f"the frames of {args.video} are {w}x{h}: the reference must be the edited anchor "
                          "frame")
-    return frames, np.ascontiguousarray(reference)
 
 
-def write_sequence(folder: Path, frames, progress, done: int, total: int, written: dict, key: str) -> int:
-    """Write frames as NNNN.png, counting each in ``written[key]`` as it lands (so a cancel reports it)."""
-    from z2h.io import write_image
+def _sha256(path: Path) -> str:
+    import hashlib
 
-    for i, frame in enumerate(frames):
-        write_image(folder / f"{i:04d}.png", frame)
-        written[key] = i + 1
-        done += 1
-        progress(done, total)
-    return done
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def input_key(args: argparse.Namespace, settings: dict) -> str:
+    """What an edit's output depends on: settings, anchor, the reference's bytes and the video's files
+    (names, sizes, modification times; hashing every frame of a long video would cost minutes)."""
+    import hashlib
+    import json
+
+    video = Path(args.video)
+    files = [video] if video.is_file() else sorted(p for p in video.iterdir() if p.is_file())
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    blob = json.dumps([settings, args.anchor, _sha256(Path(args.reference)), stats], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class FrameLog:
+    """OUT/work/frames.jsonl: one line per written frame (stage, index, SHA-256 of the file), appended as
+    frames land, so ``--resume`` can keep exactly the frames that are complete and unchanged."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def record(self, stage: str, i: int, file: Path) -> None:
+        import json
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"stage": stage, "frame": i, "sha256": _sha256(file)}) + "\n")
+
+    def verified(self, stage: str, folder: Path) -> set[int]:
+        """Indices whose file in ``folder`` still has the recorded hash (a torn last line is ignored)."""
+        import json
+
+        latest: dict[int, str] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if entry.get("stage") == stage:
+                    latest[int(entry["frame"])] = entry["sha256"]
+        ok = set()
+        for i, digest in latest.items():
+            path = folder / f"{i:04d}.png"
+            if path.is_file() and _sha256(path) == digest:
+                ok.add(i)
+        return ok
+
+
+def prepare_resume(out: Path, key: str) -> None:
+    """Refuse to resume into a folder that holds no run, or a run of other inputs or settings."""
+    import json
+
+    state = out / "work" / "state.json"
+    try:
+        old = json.loads(state.read_text()).get("key")
+    except (FileNotFoundError, json.JSONDecodeError):
+        raise ValueError(f"--resume: {out} holds no interrupted z2h edit (no {state}); run without "
+                         "--resume") from None
+    if old != key:
+        raise ValueError(f"--resume: the run in {out} was made with other inputs or settings; pass "
+                         "--overwrite to start again")
 
 
 def run(args: argparse.Namespace) -> int:
     from z2h import versions
-    from z2h.io import prepare_out, write_json
+    from z2h.io import prepare_out, read_image, write_json
 
     reporter = Reporter(args.progress)
     reporter.install_signal_handlers()
@@ -144,36 +239,73 @@ def run(args: argparse.Namespace) -> int:
                              "FOLDER_OR_HUB_ID")
         if args.fps is not None and not 0 < args.fps <= 1000:
             raise ValueError(f"--fps {args.fps:g}: expected a frame rate in (0, 1000]")
-        frames, reference = load_inputs(args)
-        prepare_out(out, args.overwrite, ARTEFACTS, inputs=(args.video, args.reference))
+        video, work = Path(args.video), out / "work"
+        reference = read_image(args.reference)
+        is_folder = not video.is_file()
+        if is_folder:  # check a folder before touching --out; a video file is decoded into it first
+            frames = open_video(video, work)
+            check_inputs(args, frames, reference)
+        else:
+            check_video(video)
+        key = input_key(args, config.settings())
+        if args.resume:
+            prepare_resume(out, key)
+        else:
+            if (work / "state.json").is_file() and not args.overwrite:
+                raise ValueError(f"--out {out} holds an earlier z2h edit; pass --resume to continue it or "
+                                 "--overwrite to replace it")
+            prepare_out(out, args.overwrite, ARTEFACTS, inputs=(args.video, args.reference))
         out_ready = True
         record["versions"] = versions()
-        total = 2 * len(frames) + 1  # zero frames, final frames, preview
-        write_progress = reporter.stage("write", "writing frames")
-
-        def on_zero(zero) -> None:
-            mark = time.perf_counter()
-            write_sequence(out / "zero", zero, write_progress, 0, total, record["written"], "zero")
-            record["timings"]["write_zero"] = round(time.perf_counter() - mark, 2)
-
+        from z2h.frames import FolderStore
         from z2h.io import video_fps, write_video
-        from z2h.pipeline import edit
+        from z2h.pipeline import run_edit, working_shape
 
-        result = edit(frames, args.anchor, reference, config, reporter, on_zero=on_zero)
-        record["timings"].update(result.timings)
-        record["train"] = result.train
+        write_json(work / "state.json", {"key": key, "settings": config.settings()})
+        if not is_folder:
+            frames = open_video(video, work)
+            check_inputs(args, frames, reference)
+        n_frames, height, width = frames.shape[:3]
+        size = working_shape(height, width, config.work_resolution)
+        record["size"], record["work_size"] = [width, height], [size[1], size[0]]
+        log = FrameLog(work / "frames.jsonl")
+
+        def on_write(stage: str):
+            def write(i: int, path: Path) -> None:
+                log.record(stage, i, path)
+                record["written"][stage] = len(stores[stage].done)
+            return write
+
+        stores = {"zero": FolderStore(out / "zero", (n_frames, *size, 3), on_write("zero")),
+                  "frames": FolderStore(out / "frames", frames.shape, on_write("frames"))}
+        for stage, store in stores.items():
+            store.done = log.verified(stage, store.folder) if args.resume else set()
+            record["written"][stage] = len(store.done)
+        if args.resume:
+            record["resumed"] = {stage: len(store.done) for stage, store in stores.items()}
+
+        result = run_edit(frames, args.anchor, reference, stores["zero"], stores["frames"], config, reporter,
+                          hero_weights=work / "restorer.safetensors")
+        record["timings"].update(result["timings"])
+        record["train"] = result["train"]
         mark = time.perf_counter()
-        write_sequence(out / "frames", result.frames, write_progress, len(frames), total,
-                       record["written"], "frames")
+        write_progress = reporter.stage("write", "writing preview.mp4")
+        write_progress(0, n_frames)
+        final = stores["frames"]
         fps = args.fps or video_fps(args.video) or 24.0
         record["preview_fps"] = fps
-        write_video(out / "preview.mp4", result.frames, fps=fps, audio_from=args.video)
+        write_video(out / "preview.mp4", (final[i] for i in range(n_frames)), fps=fps, audio_from=args.video,
+                    progress=lambda n: write_progress(n, n_frames))
         record["written"]["preview"] = True
-        write_progress(total, total)
         record["timings"]["write"] = round(time.perf_counter() - mark, 2)
+        if not is_folder:  # the decoded input is only needed to resume
+            import shutil
+
+            shutil.rmtree(work / "input", ignore_errors=True)
     except (Cancelled, KeyboardInterrupt):
         finish("partial", error="cancelled")
-        say("cancelled", f"cancelled; partial results kept in {out}", out=str(out), partial=True)
+        say("cancelled", f"cancelled; partial results kept in {out} (--resume continues)", out=str(out),
+            partial=True)
         return 130
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
         return fail(str(e))

@@ -114,6 +114,44 @@ def read_frames(source: str | Path) -> np.ndarray:
     return np.stack(frames)
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header (no decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"cannot read image {path}: {e}") from None
+
+
+def decode_video(source: str | Path, folder: str | Path) -> int:
+    """Decode a video file frame by frame into ``folder/NNNN.png`` (one frame in memory); returns the count.
+
+    Frames already in ``folder`` from an earlier, complete decode (``folder/.complete`` holds the count)
+    are reused.
+    """
+    import imageio.v3 as iio
+
+    source, folder = Path(source), Path(folder)
+    marker = folder / ".complete"
+    if marker.is_file():
+        return int(marker.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    try:
+        for n, frame in enumerate(iio.imiter(source, plugin="FFMPEG", extension=".mp4"), 1):
+            write_image(folder / f"{n - 1:04d}.png", frame[..., :3], compress_level=1)
+    except Exception as e:  # imageio raises several types for broken files
+        raise ValueError(f"cannot read video {source}: {e}") from None
+    if not n:
+        raise ValueError(f"no frames in video {source}")
+    atomic_write_bytes(marker, str(n).encode())
+    return n
+
+
 def video_fps(source: str | Path) -> float | None:
     """Frame rate of a video file (None for a frame folder or when the file does not say)."""
     source = Path(source)
@@ -198,8 +236,10 @@ def check_writable(folder: str | Path) -> None:
                 break
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write an (H, W, 3) or (H, W) uint8 image atomically; the format follows the suffix."""
+def write_image(path: str | Path, image: np.ndarray, **options) -> None:
+    """Write an (H, W, 3) or (H, W) uint8 image atomically; the format follows the suffix.
+
+    ``options`` go to PIL's save (e.g. ``compress_level=1`` for fast scratch PNGs)."""
     import io
 
     from PIL import Image
@@ -207,7 +247,7 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     path = Path(path)
     buf = io.BytesIO()
     fmt = Image.registered_extensions()[path.suffix.lower()]
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt)
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt, **options)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -220,23 +260,28 @@ def write_frames(folder: str | Path, frames: np.ndarray, start: int = 0) -> list
     return paths
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 24.0,
-                audio_from: str | Path | None = None) -> None:
+def write_video(path: str | Path, frames, fps: float = 24.0, audio_from: str | Path | None = None,
+                progress=None) -> None:
     """Write an H.264 MP4 preview (the ffmpeg binary shipped by imageio-ffmpeg), atomically.
 
-    ``audio_from``: a video file whose audio track (if any) is copied in, cut to the frames' length.
+    ``frames``: a (T, H, W, 3) array or any iterable of (H, W, 3) frames (streamed: one in memory;
+    ``progress(n)`` after each). ``audio_from``: a video file whose audio track (if any) is copied in, cut
+    to the frames' length.
     """
-    import imageio.v3 as iio
+    import imageio.v2 as iio2
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     muxed = path.with_name(f".{path.stem}.audio.tmp{path.suffix}")
-    # yuv420p needs even sizes; macro_block_size=1 stops imageio from rescaling.
-    h, w = frames.shape[1:3]
-    frames = np.ascontiguousarray(frames[:, : h - h % 2, : w - w % 2])
     try:
-        iio.imwrite(tmp, frames, plugin="FFMPEG", fps=fps, codec="libx264", macro_block_size=1)
+        # macro_block_size=1 stops imageio from rescaling; yuv420p needs even sizes, hence the crop.
+        with iio2.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1) as writer:
+            for n, frame in enumerate(frames, 1):
+                h, w = frame.shape[:2]
+                writer.append_data(np.ascontiguousarray(frame[: h - h % 2, : w - w % 2]))
+                if progress is not None:
+                    progress(n)
         if audio_from is not None and Path(audio_from).suffix.lower() in VIDEO_SUFFIXES:
             try:
                 _add_audio(tmp, Path(audio_from), muxed)

@@ -1,19 +1,29 @@
 """The end-to-end edit: Zero-Stage (correspondence-guided attention) -> Hero-Stage (learned restoration).
 
-``edit(frames, anchor, reference, config, reporter)`` is what ``z2h edit`` and the eval method ``z2h``
-(:class:`Z2HMethod`) both run. Progress stages: "zero", "hero-pairs" (offline engine: the Zero-Stage on
-the warped anchor copies), "hero-train", "hero".
+:func:`run_edit` is the one implementation, over frame sequences (z2h/frames.py): frames are read when a
+stage needs them and every finished frame goes straight to a store, so memory does not grow with the
+video's length. Both stages visit frames in :func:`z2h.frames.anchor_order` (the anchor, then outward).
+With ``work_resolution`` set, both stages run on frames resized so their longer side is that many pixels,
+and each finished frame is lifted back to full size (z2h/upsample.py).
+
+``edit(frames, anchor, reference, config, reporter)`` is the in-memory front (arrays in, arrays out) that
+the eval method ``z2h`` (:class:`Z2HMethod`) runs; ``z2h edit`` streams folders (z2h/edit_cli.py). Progress
+stages: "zero", "hero-pairs" (offline engine: the Zero-Stage on the warped anchor copies), "hero-train",
+"hero".
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from z2h.frames import ArrayStore, FrameSequence, ResizedFrames, anchor_order, resize
 from z2h.hero_stage import HeroConfig
 from z2h.progress import ProgressFn, Reporter
 from z2h.zero_stage.config import ZeroStageConfig
@@ -26,6 +36,18 @@ class EditConfig:
     zero: ZeroStageConfig = field(default_factory=ZeroStageConfig)
     hero: HeroConfig = field(default_factory=HeroConfig)
     keep_reference: bool = True
+    # Longer side (px) both stages run at; bigger videos are lifted to full size by ``lift``
+    # (z2h/upsample.py). None: the stages run at full size.
+    work_resolution: int | None = None
+    lift: str = "guided"
+
+    def __post_init__(self) -> None:
+        from z2h.upsample import LIFTS
+
+        if self.work_resolution is not None and self.work_resolution < 32:
+            raise ValueError(f"work_resolution must be >= 32 px (or None), not {self.work_resolution}")
+        if self.lift not in LIFTS:
+            raise ValueError(f"lift must be one of {', '.join(LIFTS)}, not {self.lift!r}")
 
     @property
     def engine(self) -> str:
@@ -44,7 +66,7 @@ class EditConfig:
         for key, value in options.items():
             if key in ("engine", "seed"):
                 zero[key] = hero[key] = value
-            elif key == "keep_reference":
+            elif key in ("keep_reference", "work_resolution", "lift"):
                 top[key] = value
             elif key.startswith("zero_") and key[5:] in zero_names:
                 zero[key[5:]] = value
@@ -61,16 +83,116 @@ class EditConfig:
 
     def settings(self) -> dict[str, Any]:
         """Everything that determines the output (run.json, eval caching)."""
-        return {"engine": self.engine, "zero": self.zero.settings(), "hero": self.hero.settings(),
-                "keep_reference": self.keep_reference}
+        out = {"engine": self.engine, "zero": self.zero.settings(), "hero": self.hero.settings(),
+               "keep_reference": self.keep_reference}
+        if self.work_resolution is not None:  # absent when unused: earlier eval cache keys stay valid
+            out.update(work_resolution=self.work_resolution, lift=self.lift)
+        return out
+
+
+def working_shape(height: int, width: int, work_resolution: int | None) -> tuple[int, int]:
+    """(h, w) with the longer side ``work_resolution`` (even sides), or the size itself if not larger."""
+    from z2h.sizes import working_size
+
+    if not work_resolution or max(height, width) <= work_resolution:
+        return height, width
+    return working_size(height, width, work_resolution, 2)
 
 
 @dataclass
 class EditResult:
     frames: np.ndarray  # (T, H, W, 3) uint8: the edited video
-    zero_frames: np.ndarray  # the Zero-Stage output
+    zero_frames: np.ndarray  # the Zero-Stage output (at the working resolution)
     timings: dict[str, float]  # seconds per stage
     train: dict[str, Any]  # Hero-Stage training statistics
+
+
+def run_edit(
+    frames: FrameSequence,
+    anchor: int,
+    reference: np.ndarray,
+    zero_out: Any,
+    out: Any,
+    config: EditConfig | None = None,
+    reporter: Reporter | None = None,
+    after_zero: Callable[[], None] | None = None,
+    hero_weights: str | Path | None = None,
+) -> dict[str, Any]:
+    """Propagate ``reference`` (the edited frame ``anchor``) through ``frames``, frame by frame.
+
+    ``frames`` is a frame sequence (an array, or lazy); Zero-Stage frames (working resolution) go to the
+    store ``zero_out`` and final frames (full size) to ``out`` as each is finished. Frames already in a
+    store's ``done`` set are not redone (resume). ``after_zero()`` runs when the Zero-Stage is done.
+    ``hero_weights``: a file for the offline restorer's weights, loaded when it exists (with the training
+    statistics beside it) instead of training, written after training otherwise.
+    Returns {"timings": seconds per stage, "train": Hero-Stage training statistics}.
+    Cancellation raises :class:`z2h.progress.Cancelled`.
+    """
+    from z2h.hero_stage import HeroStage
+    from z2h.threads import torch_threads
+    from z2h.upsample import lift
+    from z2h.zero_stage import ZeroStage
+    from z2h.zero_stage.offline import check_inputs
+
+    config = config or EditConfig()
+    reporter = reporter or Reporter("none")
+    check_inputs(frames, anchor, reference)
+    n_frames, height, width = frames.shape[:3]
+    size = working_shape(height, width, config.work_resolution)
+    lifted = size != (height, width)
+    work = ResizedFrames(frames, size) if lifted else frames
+    work_ref = resize(reference, size)
+    order = [i for i, _ in anchor_order(n_frames, anchor)]
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    zero_stage = ZeroStage(config.zero)
+    todo = [i for i in order if i not in zero_out.done]
+    progress = reporter.stage("zero", "Zero-Stage")
+    # The hero's thread count holds for the whole edit: on a busy machine 1 thread beat 2 here too.
+    with torch_threads(config.hero.threads):
+        if todo:
+            for i, frame in zero_stage.stream(work, anchor, work_ref, todo, progress=progress):
+                zero_out[i] = frame
+        else:
+            progress(0, 0)
+    timings["zero"] = round(time.perf_counter() - start, 2)
+    if after_zero is not None:
+        after_zero()
+
+    mark = time.perf_counter()
+    hero = HeroStage(config.hero)
+    weights = Path(hero_weights) if hero_weights and config.hero.engine == "offline" else None
+    stats = weights.with_suffix(".json") if weights else None
+    if weights and weights.is_file() and stats.is_file():
+        hero.impl.load(weights)
+        train = {**json.loads(stats.read_text()), "loaded": str(weights)}
+        reporter.stage("hero-train", "Hero-Stage restorer loaded")(1, 1)
+    else:
+        train = hero.fit(zero_out[anchor], work[anchor], work_ref,
+                         progress=reporter.stage("hero-train", "training the Hero-Stage on the anchor"),
+                         zero_stage=zero_stage,
+                         pairs_progress=reporter.stage("hero-pairs", "Zero-Stage on warped anchor copies"))
+        if weights:
+            from z2h.io import atomic_write_bytes
+
+            hero.impl.save(weights)
+            atomic_write_bytes(stats, json.dumps(train).encode())
+    timings["hero_train"] = round(time.perf_counter() - mark, 2)
+
+    mark = time.perf_counter()
+    todo = [i for i in order if i not in out.done]
+    keep = anchor if config.keep_reference else None
+    progress = reporter.stage("hero", "Hero-Stage")
+    restore = [i for i in todo if i != keep]
+    if keep in todo:  # the anchor's output is the reference itself: no restoring needed
+        out[keep] = reference
+    for i, frame in hero.restore_stream(zero_out, work, restore, progress=progress):
+        out[i] = lift(frame, work[i], frames[i], config.lift) if lifted else frame
+    if not restore:
+        progress(0, 0)
+    timings["hero"] = round(time.perf_counter() - mark, 2)
+    return {"timings": timings, "train": train}
 
 
 def edit(
@@ -81,44 +203,20 @@ def edit(
     reporter: Reporter | None = None,
     on_zero: Callable[[np.ndarray], None] | None = None,
 ) -> EditResult:
-    """Propagate ``reference`` (the edited frame ``anchor``) through ``frames``: Zero-Stage then Hero-Stage.
+    """In-memory :func:`run_edit`: (T, H, W, 3) uint8 frames in, an :class:`EditResult` out.
 
-    ``on_zero(zero_frames)`` runs as soon as the Zero-Stage is done (the CLI writes them then, so they
-    survive a cancel during the Hero-Stage). Cancellation raises :class:`z2h.progress.Cancelled`.
+    ``on_zero(zero_frames)`` runs as soon as the Zero-Stage is done.
     """
-    from z2h.hero_stage import HeroStage
-    from z2h.threads import torch_threads
-    from z2h.zero_stage import ZeroStage
     from z2h.zero_stage.offline import check_inputs
 
     config = config or EditConfig()
-    reporter = reporter or Reporter("none")
     check_inputs(frames, anchor, reference)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-
-    zero_stage = ZeroStage(config.zero)
-    # The hero's thread count holds for the whole edit: on a busy machine 1 thread beat 2 here too.
-    with torch_threads(config.hero.threads):
-        zero = zero_stage(frames, anchor, reference, progress=reporter.stage("zero", "Zero-Stage"))
-    timings["zero"] = round(time.perf_counter() - start, 2)
-    if on_zero is not None:
-        on_zero(zero)
-
-    mark = time.perf_counter()
-    hero = HeroStage(config.hero)
-    train = hero.fit(zero[anchor], frames[anchor], reference,
-                     progress=reporter.stage("hero-train", "training the Hero-Stage on the anchor"),
-                     zero_stage=zero_stage,
-                     pairs_progress=reporter.stage("hero-pairs", "Zero-Stage on warped anchor copies"))
-    timings["hero_train"] = round(time.perf_counter() - mark, 2)
-
-    mark = time.perf_counter()
-    out = hero.restore(zero, frames, progress=reporter.stage("hero", "Hero-Stage"))
-    if config.keep_reference:
-        out[anchor] = reference
-    timings["hero"] = round(time.perf_counter() - mark, 2)
-    return EditResult(out, zero, timings, train)
+    frames, reference = np.asarray(frames), np.asarray(reference)
+    size = working_shape(*frames.shape[1:3], config.work_resolution)
+    zero, out = ArrayStore((len(frames), *size, 3)), ArrayStore(frames.shape)
+    run = run_edit(frames, anchor, reference, zero, out, config, reporter,
+                   after_zero=(lambda: on_zero(zero.array)) if on_zero else None)
+    return EditResult(out.array, zero.array, run["timings"], run["train"])
 
 
 class _Forward:

@@ -10,7 +10,7 @@ Nothing heavy is imported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -145,6 +145,26 @@ class HeroStage:
 
         with torch_threads(self.config.threads):
             return self.impl.restore(zero_frames, orig_frames, progress=progress)
+
+    def restore_stream(
+        self, zero_frames: Any, orig_frames: Any, order: list[int] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(i, restored frame)`` in ``order`` (default 0..T-1), reading one frame pair at a time, so
+        ``zero_frames``/``orig_frames`` may be lazy frame sequences (z2h/frames.py)."""
+        from z2h.threads import torch_threads
+
+        if tuple(zero_frames.shape) != tuple(orig_frames.shape) or len(zero_frames.shape) != 4:
+            raise ValueError(f"zero frames {zero_frames.shape} and original frames {orig_frames.shape} "
+                             "must both be (T, H, W, 3) of one size")
+        order = list(range(len(zero_frames))) if order is None else list(order)
+        progress = progress or (lambda done, total: None)
+        progress(0, len(order))
+        for n, i in enumerate(order, 1):
+            with torch_threads(self.config.threads):
+                frame = self.impl.restore_frame(zero_frames[i], orig_frames[i])
+            yield i, frame
+            progress(n, len(order))
 
 
 def training_stats(config: HeroConfig, stats: dict[str, Any]) -> dict[str, Any]:

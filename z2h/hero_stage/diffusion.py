@@ -362,10 +362,6 @@ class DiffusionHeroStage:
         self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None
     ) -> np.ndarray:
         """Sample every frame from its conditions; (T, H, W, 3) uint8 in and out (Mode 1 ignores orig)."""
-        import torch
-
-        from z2h.models.flux import latent_ids
-
         if self.router is None:
             raise RuntimeError(
                 "the diffusion Hero-Stage has no adapters: call fit() or load_adapters() first"
@@ -379,25 +375,37 @@ class DiffusionHeroStage:
             raise ValueError(
                 f"original frames {orig_frames.shape} do not match zero frames {zero_frames.shape}"
             )
-        f, n = self.parts.vae_scale_factor, self.cfg.sample_steps
         out = np.empty_like(zero_frames)
-        self.parts.transformer.eval()
         for i in range(len(zero_frames)):
-            with torch.no_grad():
-                conds, cond_ids, size = self._conditions(zero_frames[i], orig_frames[i])
-                img_ids = latent_ids(size[0] // f, size[1] // f, device=self.device)
-                kv = self._record(conds, cond_ids)  # once per frame: the conditions do not depend on t
-                g = torch.Generator(self.device).manual_seed(self.cfg.seed)  # same noise every frame
-                c = self.parts.transformer.config.in_channels
-                x = torch.randn(1, img_ids.shape[0], c, generator=g, device=self.device)
-                x = x.to(self.parts.transformer.dtype)
-                sigmas = self._sigmas(img_ids.shape[0], n)
-                for t, t_next in zip(sigmas[:-1], sigmas[1:], strict=True):
-                    v = self._predict(x, torch.tensor(t, device=self.device), img_ids, kv)
-                    x = (x.float() + (t_next - t) * v.float()).to(x.dtype)
-                out[i] = self._decode(x, size, zero_frames.shape[1:3])[0]
+            out[i] = self.restore_frame(zero_frames[i], orig_frames[i])
             progress(i + 1, len(zero_frames))
         return out
+
+    def restore_frame(self, zero: np.ndarray, orig: np.ndarray) -> np.ndarray:
+        """Sample one frame from its conditions, (H, W, 3) uint8 in and out."""
+        import torch
+
+        from z2h.models.flux import latent_ids
+
+        if self.router is None:
+            raise RuntimeError(
+                "the diffusion Hero-Stage has no adapters: call fit() or load_adapters() first"
+            )
+        f, n = self.parts.vae_scale_factor, self.cfg.sample_steps
+        self.parts.transformer.eval()
+        with torch.no_grad():
+            conds, cond_ids, size = self._conditions(zero, orig)
+            img_ids = latent_ids(size[0] // f, size[1] // f, device=self.device)
+            kv = self._record(conds, cond_ids)  # once per frame: the conditions do not depend on t
+            g = torch.Generator(self.device).manual_seed(self.cfg.seed)  # same noise every frame
+            c = self.parts.transformer.config.in_channels
+            x = torch.randn(1, img_ids.shape[0], c, generator=g, device=self.device)
+            x = x.to(self.parts.transformer.dtype)
+            sigmas = self._sigmas(img_ids.shape[0], n)
+            for t, t_next in zip(sigmas[:-1], sigmas[1:], strict=True):
+                v = self._predict(x, torch.tensor(t, device=self.device), img_ids, kv)
+                x = (x.float() + (t_next - t) * v.float()).to(x.dtype)
+            return self._decode(x, size, zero.shape[:2])[0]
 
     def _sigmas(self, seq_len: int, n: int) -> list[float]:
         """The Euler schedule 1 -> 0 of the checkpoint's flow-matching scheduler (FLUX's dynamic shift)."""

@@ -23,7 +23,10 @@ from z2h.threads import torch_threads
 def _to_tensor(images: np.ndarray):
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    images = np.ascontiguousarray(images)
+    if not images.flags.writeable:  # a shared, read-only frame (z2h/frames.py): torch wants to own it
+        images = images.copy()
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 class OfflineHeroStage:
@@ -129,20 +132,44 @@ class OfflineHeroStage:
         self, zero_frames: np.ndarray, orig_frames: np.ndarray, progress: ProgressFn | None = None
     ) -> np.ndarray:
         """Run the trained restorer on every frame, (T, H, W, 3) uint8 in and out."""
+        progress = progress or no_progress
+        out = np.empty_like(zero_frames)
+        t_total = len(zero_frames)
+        progress(0, t_total)
+        for t in range(t_total):
+            out[t] = self.restore_frame(zero_frames[t], orig_frames[t])
+            progress(t + 1, t_total)
+        return out
+
+    def restore_frame(self, zero: np.ndarray, orig: np.ndarray) -> np.ndarray:
+        """One frame from (Zero-Stage output, original), (H, W, 3) uint8 in and out."""
         import torch
 
         if self.model is None:
             raise RuntimeError("the Hero-Stage restorer is not trained: call fit() first")
-        progress = progress or no_progress
-        out = np.empty_like(zero_frames)
-        t_total = len(zero_frames)
         with torch_threads(self.config.threads), torch.inference_mode():
-            progress(0, t_total)
-            for t in range(t_total):
-                y = self.model(_to_tensor(zero_frames[t : t + 1]), _to_tensor(orig_frames[t : t + 1]))
-                out[t] = y[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
-                progress(t + 1, t_total)
-        return out
+            y = self.model(_to_tensor(zero[None]), _to_tensor(orig[None]))
+            return y[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+
+    def save(self, path) -> None:
+        """The trained restorer's weights (safetensors), for resuming an edit without retraining."""
+        from safetensors.torch import save_file
+
+        if self.model is None:
+            raise RuntimeError("the Hero-Stage restorer is not trained: call fit() first")
+        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(path))
+
+    def load(self, path) -> None:
+        """Restore weights written by :meth:`save` (same config)."""
+        from safetensors.torch import load_file
+
+        from z2h.models.restorer import Restorer, RestorerConfig
+
+        cfg = self.config
+        model = Restorer(RestorerConfig(
+            conditions=cfg.mode, width=cfg.width, blocks=cfg.blocks, kernel=cfg.kernel, context=cfg.context))
+        model.load_state_dict(load_file(str(path)))
+        self.model = model.eval()
 
 
 def _random_crop(data, rng: np.random.Generator, crop_h: int, crop_w: int):

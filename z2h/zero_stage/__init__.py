@@ -8,11 +8,13 @@ package is cheap: the engines (and torch) load on first use.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from z2h.frames import FrameSequence
 from z2h.progress import ProgressFn
 from z2h.zero_stage.config import ZeroStageConfig
 
@@ -49,6 +51,17 @@ class ZeroStage:
 
         check_inputs(frames, anchor, reference)
         return self.engine(frames, anchor, reference, progress)
+
+    def stream(
+        self, frames: FrameSequence, anchor: int, reference: np.ndarray, order: list[int] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(i, output frame)`` in ``order`` (default 0..T-1) without holding the video: ``frames`` may be
+        lazy (z2h/frames.py), and each output is handed over as soon as it is done."""
+        from z2h.zero_stage.offline import check_inputs
+
+        check_inputs(frames, anchor, reference)
+        return self.engine.stream(frames, anchor, reference, order, progress)
 
 
 class ZeroStageMethod:

@@ -29,6 +29,7 @@ Deviations, all deliberate:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -140,15 +141,26 @@ class DiffusionZeroStage:
         return dift_features(self.parts, latent, t=c.dift_t, block=c.dift_block, ensemble=c.dift_ensemble,
                              generator=gen)
 
-    @torch.no_grad()
     def __call__(
         self, frames: np.ndarray, anchor: int, reference: np.ndarray, progress: ProgressFn | None = None
     ) -> np.ndarray:
-        frames, reference = np.asarray(frames), np.asarray(reference)
+        out = np.empty_like(np.asarray(frames))
+        for i, frame in self.stream(frames, anchor, reference, progress=progress):
+            out[i] = frame
+        return out
+
+    @torch.no_grad()
+    def stream(
+        self, frames: Any, anchor: int, reference: np.ndarray, order: list[int] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(i, output frame)`` in ``order`` (default 0..T-1); one frame in memory at a time."""
+        reference = np.asarray(reference)
         _check_inputs(frames, anchor, reference)
         progress = progress or no_progress
         c, p = self.config, self.parts
         n_frames, h, w, _ = frames.shape
+        order = list(range(n_frames)) if order is None else list(order)
         size = working_size(h, w, c.resolution, p.size_multiple)
         grids = attention_grids(p.unet, (size[0] // p.vae_scale, size[1] // p.vae_scale))
         state = CrossImageState(gamma=c.gamma, tau=c.tau)
@@ -156,16 +168,15 @@ class DiffusionZeroStage:
 
         def on_step(t: int) -> None:
             state.t = t
-            progress(done, n_frames)  # lets a cancel land between U-Net calls
+            progress(done, len(order))  # lets a cancel land between U-Net calls
 
-        progress(0, n_frames)
-        out = np.empty_like(frames)
+        progress(0, len(order))
         with cross_image_attention(p.unet, state):
             try:
                 f_anchor = self._dift(self._encode(frames[anchor], size))
                 state.set_mode("record_kv")
                 ref_noisy = ddim_invert(p, self._encode(reference, size), c.steps, on_step)[-1]
-                for i in range(n_frames):
+                for i in order:
                     latent = self._encode(frames[i], size)
                     state.set_mode("off")
                     idx = multiscale_topk(self._dift(latent), f_anchor, c.k, grids)
@@ -175,10 +186,10 @@ class DiffusionZeroStage:
                     noisy = ddim_invert(p, latent, c.steps, on_step)[-1]
                     state.set_mode("inject")
                     clean = ddim_denoise(p, adain(noisy, ref_noisy), c.steps, on_step)
-                    out[i] = self._decode(clean, (h, w))
-                    done = i + 1
-                    progress(done, n_frames)
+                    frame = self._decode(clean, (h, w))
+                    done += 1
+                    yield i, frame
+                    progress(done, len(order))
             finally:
                 state.kv.clear()
                 state.q.clear()
-        return out

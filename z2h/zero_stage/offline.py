@@ -20,6 +20,8 @@ No training, no temporal smoothing: each frame depends only on itself, the ancho
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 
 from z2h.attention import masked_attention
 from z2h.correspondence import dot_topk
+from z2h.frames import FrameSequence
 from z2h.models.vgg import STRIDES, VGGFeatures
 from z2h.progress import ProgressFn, no_progress
 from z2h.sizes import working_size
@@ -58,9 +61,14 @@ def linear_to_lab(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
 
 
-def check_inputs(frames: np.ndarray, anchor: int, reference: np.ndarray) -> None:
-    """Clear ValueErrors for an empty video, a bad anchor index or a reference of the wrong size."""
-    frames, reference = np.asarray(frames), np.asarray(reference)
+def check_inputs(frames: np.ndarray | FrameSequence, anchor: int, reference: np.ndarray) -> None:
+    """Clear ValueErrors for an empty video, a bad anchor index or a reference of the wrong size.
+
+    ``frames`` may be any frame sequence with ``shape``/``ndim``/``dtype`` (z2h/frames.py): nothing is read.
+    """
+    if not all(hasattr(frames, a) for a in ("shape", "ndim", "dtype")):
+        frames = np.asarray(frames)
+    reference = np.asarray(reference)
     if frames.ndim != 4 or frames.shape[0] == 0:
         raise ValueError(f"the video is empty or not (T, H, W, 3) frames: got shape {frames.shape}")
     if frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -75,8 +83,23 @@ def check_inputs(frames: np.ndarray, anchor: int, reference: np.ndarray) -> None
                          "uint8 RGB of the same size")
 
 
+@dataclass
+class Prepared:
+    """The anchor/reference side of the offline Zero-Stage (see :meth:`OfflineZeroStage.prepare`)."""
+
+    size: tuple[int, int]  # working size
+    grid: tuple[int, int]  # token grid
+    basis: torch.Tensor | None
+    k_anc: torch.Tensor
+    v_anc: torch.Tensor
+    ks: list[int]
+
+
 def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float() / 255
+    images = np.ascontiguousarray(images)
+    if not images.flags.writeable:  # a shared, read-only frame (z2h/frames.py)
+        images = images.copy()
+    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255
 
 
 class OfflineZeroStage:
@@ -179,6 +202,60 @@ class OfflineZeroStage:
         return next(iter(self.run_ks(frames, anchor, reference, [self.config.k], progress).values()))
 
     @torch.inference_mode()
+    def prepare(
+        self, anchor_frame: np.ndarray, reference: np.ndarray, ks: list[int] | None = None
+    ) -> Prepared:
+        """Everything the per-frame pass needs from the anchor and the reference (computed once)."""
+        c, dev = self.config, self.device
+        h, w = anchor_frame.shape[:2]
+        multiple = max(c.feature_stride, *(STRIDES[name] for name in c.layers))
+        size = working_size(h, w, c.work_size, multiple)
+        grid = (size[0] // c.feature_stride, size[1] // c.feature_stride)
+        anc = _to_tensor(anchor_frame[None], dev)
+        basis = self.basis(anc, size)
+        _, k_anc = self.tokens(anc, size, basis)
+        v_anc = self.values(anc, _to_tensor(reference[None], dev), size)
+        ks = sorted({min(max(int(k), 1), grid[0] * grid[1]) for k in (ks or [c.k])})
+        return Prepared(size, grid, basis, k_anc, v_anc, ks)
+
+    @torch.inference_mode()
+    def run_batch(self, prep: Prepared, frames: np.ndarray) -> dict[int, np.ndarray]:
+        """Outputs (B, H, W, 3) uint8 per k for a batch of frames (B, H, W, 3) of one video."""
+        c = self.config
+        x = _to_tensor(frames, self.device)
+        b = x.shape[0]
+        q, k = self.tokens(x, prep.size, prep.basis)[0], prep.k_anc.expand(b, -1, -1)
+        idx = dot_topk(q, k, prep.ks[-1])  # sorted best first: the top-k of every smaller k is a prefix
+        v = prep.v_anc.expand(b, -1, -1)[:, None]
+        out = {}
+        for kk in prep.ks:
+            attended = masked_attention(q[:, None], k[:, None], v, idx[..., :kk].contiguous(),
+                                        scale=SCORE_SCALE * c.tau)[:, 0]
+            change = attended.transpose(1, 2).reshape(b, -1, *prep.grid)
+            if c.patch:
+                change = F.pixel_shuffle(change, c.feature_stride)
+            y = self.apply(x, change)
+            out[kk] = (y * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        return out
+
+    def stream(
+        self, frames: FrameSequence, anchor: int, reference: np.ndarray, order: list[int] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(i, output frame)`` in ``order`` (default 0..T-1), ``batch_size`` frames in memory at a time."""
+        check_inputs(frames, anchor, reference)
+        progress = progress or no_progress
+        order = list(range(len(frames))) if order is None else list(order)
+        prep = self.prepare(frames[anchor], np.asarray(reference))
+        progress(0, len(order))
+        bs = self.config.batch_size
+        for start in range(0, len(order), bs):
+            ids = order[start:start + bs]
+            out = self.run_batch(prep, np.stack([frames[i] for i in ids]))[prep.ks[0]]
+            for j, i in enumerate(ids):
+                yield i, out[j]
+            progress(start + len(ids), len(order))
+
     def run_ks(
         self, frames: np.ndarray, anchor: int, reference: np.ndarray, ks: list[int],
         progress: ProgressFn | None = None,
@@ -190,31 +267,13 @@ class OfflineZeroStage:
         check_inputs(frames, anchor, reference)
         frames, reference = np.asarray(frames), np.asarray(reference)
         progress = progress or no_progress
-        c, dev = self.config, self.device
-        n_frames, h, w = frames.shape[:3]
-        multiple = max(c.feature_stride, *(STRIDES[name] for name in c.layers))
-        size = working_size(h, w, c.work_size, multiple)
-        grid = (size[0] // c.feature_stride, size[1] // c.feature_stride)
-        anc = _to_tensor(frames[anchor:anchor + 1], dev)
-        basis = self.basis(anc, size)
-        _, k_anc = self.tokens(anc, size, basis)
-        v_anc = self.values(anc, _to_tensor(reference[None], dev), size)
-        ks = sorted({min(max(int(k), 1), grid[0] * grid[1]) for k in ks})
-        out = {k: np.empty_like(frames) for k in ks}
+        prep = self.prepare(frames[anchor], reference, ks)
+        n_frames = len(frames)
+        out = {k: np.empty_like(frames) for k in prep.ks}
         progress(0, n_frames)
-        for i in range(0, n_frames, c.batch_size):
-            x = _to_tensor(frames[i:i + c.batch_size], dev)
-            b = x.shape[0]
-            q, k = self.tokens(x, size, basis)[0], k_anc.expand(b, -1, -1)
-            idx = dot_topk(q, k, ks[-1])  # sorted best first: the top-k of every smaller k is a prefix
-            v = v_anc.expand(b, -1, -1)[:, None]
-            for kk in ks:
-                attended = masked_attention(q[:, None], k[:, None], v, idx[..., :kk].contiguous(),
-                                            scale=SCORE_SCALE * c.tau)[:, 0]
-                change = attended.transpose(1, 2).reshape(b, -1, *grid)
-                if c.patch:
-                    change = F.pixel_shuffle(change, c.feature_stride)
-                y = self.apply(x, change)
-                out[kk][i:i + b] = (y * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
-            progress(i + b, n_frames)
+        for i in range(0, n_frames, self.config.batch_size):
+            batch = self.run_batch(prep, frames[i:i + self.config.batch_size])
+            for kk, y in batch.items():
+                out[kk][i:i + len(y)] = y
+            progress(i + len(y), n_frames)
         return out
