@@ -152,7 +152,8 @@ def run_edit(
     # The hero's thread count holds for the whole edit: on a busy machine 1 thread beat 2 here too.
     with torch_threads(config.hero.threads):
         if todo:
-            for i, frame in zero_stage.stream(work, anchor, work_ref, todo, progress=progress):
+            stream = getattr(zero_stage, "stream", None) or _chunked(zero_stage)
+            for i, frame in stream(work, anchor, work_ref, todo, progress=progress):
                 zero_out[i] = frame
         else:
             progress(0, 0)
@@ -193,6 +194,22 @@ def run_edit(
         progress(0, 0)
     timings["hero"] = round(time.perf_counter() - mark, 2)
     return {"timings": timings, "train": train}
+
+
+def _chunked(zero_fn: Callable[..., np.ndarray], size: int = 8):
+    """A ``stream`` for a Zero-Stage-like callable that only takes whole arrays (ZeroFn): it runs on
+    chunks of ``size`` frames, each with the anchor prepended as frame 0."""
+
+    def stream(frames, anchor, reference, order, progress=None):
+        progress = progress or (lambda done, total: None)
+        progress(0, len(order))
+        for start in range(0, len(order), size):
+            ids = order[start:start + size]
+            out = zero_fn(np.stack([frames[anchor]] + [frames[i] for i in ids]), 0, reference)
+            yield from zip(ids, out[1:], strict=True)
+            progress(start + len(ids), len(order))
+
+    return stream
 
 
 def edit(
