@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edit": ("z2h.edit_cli", "propagate an edited anchor frame through a video (Zero- then Hero-Stage)"),
     "eval": ("z2h.eval.cli", "score methods on a benchmark; tables and plots"),
     "experiment": ("z2h.experiments.cli", "paper experiments: k-sweep, modes, anchor-only"),
+    "report": ("z2h.eval.docs", "rewrite (or --check) the results blocks of README.md and docs/"),
     "weights": ("z2h.weights", "fetch and convert the offline VGG16/AlexNet/LPIPS and RAFT weights"),
     "addon": ("z2h.addon_build", "build the Blender add-on zip"),
 }
