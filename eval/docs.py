@@ -35,7 +35,8 @@ PERF = Path("data/perf")
 FLOWS = ("flow-dis-chained", "flow-dis-direct", "flow-farneback-chained", "flow-tvl1-chained",
          "flow-raft-direct", "flow-raft-chained", "flow-raft-small-direct", "flow-raft-small-chained",
          "flow-raft-large-direct", "flow-raft-large-chained")
-ROWS = ("no-edit", "colormap", *FLOWS, "ebsynth", "ebsynth-keyframe", "z2h-zero", "z2h-paper", "z2h")
+EBSYNTHS = ("ebsynth", "ebsynth-edge", "ebsynth-temporal", "ebsynth-chained")
+ROWS = ("no-edit", "colormap", *FLOWS, *EBSYNTHS, "z2h-zero", "z2h-paper", "z2h")
 PIVOT = ("colormap", "flow-dis-direct", "flow-dis-chained", "flow-farneback-chained", "flow-raft-direct",
          "flow-raft-chained", "ebsynth", "z2h-zero", "z2h-paper", "z2h")
 

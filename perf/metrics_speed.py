@@ -1,18 +1,18 @@
 """Time per frame of our batched PSNR / SSIM / LPIPS against scikit-image and ``lpips`` frame by frame.
 
-Both sides run in this one process on the same frames, interleaved, several repeats (median and
-minimum), so the ratios hold even on a loaded machine. Needs the offline weights (``z2h weights fetch``).
+Both sides run in this one process on the same frames: one untimed warm-up call of each, then
+interleaved repeats; medians and ranges (perf/timing.py), so the ratios hold better on a loaded machine
+than absolute times do. Needs the offline weights (``z2h weights fetch``) unless ``--no-lpips``.
 
-    .venv/bin/python perf/metrics_speed.py --frames 24 --size 256
+    .venv/bin/python perf/metrics_speed.py [--frames 24] [--size 256] [--repeats 5] [--md out.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from timing import add_common, markdown, ratio, report, samples, setup_line, spread
 
 
 def make_frames(n: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,64 +34,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--no-lpips", action="store_true", help="PSNR and SSIM only (no weights needed)")
+    add_common(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.frames, args.size, args.repeats = 3, 64, 2
 
     import torch
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     from z2h.eval import metrics
-    from z2h.eval.lpips_net import lpips_distance, lpips_model
 
     pred, gt, masks = make_frames(args.frames, args.size)
-    model = lpips_model("alex")
-    x0, x1 = metrics._to_tensor(pred), metrics._to_tensor(gt)
     bs = args.batch_size
 
-    def ours_lpips():
-        for s in range(0, len(gt), bs):
-            lpips_distance(model, x0[s : s + bs], x1[s : s + bs])
+    def ref_psnr():
+        return [peak_signal_noise_ratio(g, p, data_range=255) for p, g in zip(pred, gt, strict=True)]
 
-    def ref_lpips():
-        with torch.no_grad():
-            for i in range(len(gt)):
-                model(x0[i : i + 1], x1[i : i + 1])
+    def ref_ssim():
+        return [structural_similarity(p, g, channel_axis=-1, data_range=255)
+                for p, g in zip(pred, gt, strict=True)]
 
-    cases = {
-        "PSNR": (
-            lambda: metrics.psnr(pred, gt),
-            lambda: [peak_signal_noise_ratio(g, p, data_range=255) for p, g in zip(pred, gt, strict=True)],
-        ),
-        "SSIM": (
-            lambda: metrics.ssim(pred, gt),
-            lambda: [
-                structural_similarity(p, g, channel_axis=-1, data_range=255)
-                for p, g in zip(pred, gt, strict=True)
-            ],
-        ),
-        "LPIPS alex": (ours_lpips, ref_lpips),
-        "all: frame_metrics (full+masked) vs skimage+lpips (full only)": (
+    cases = {"PSNR": (lambda: metrics.psnr(pred, gt), ref_psnr),
+             "SSIM": (lambda: metrics.ssim(pred, gt), ref_ssim)}
+    if not args.no_lpips:
+        from z2h.eval.lpips_net import lpips_distance, lpips_model
+
+        model = lpips_model("alex")
+        x0, x1 = metrics._to_tensor(pred), metrics._to_tensor(gt)
+
+        def ours_lpips():
+            for s in range(0, len(gt), bs):
+                lpips_distance(model, x0[s : s + bs], x1[s : s + bs])
+
+        def ref_lpips():  # the lpips package's own forward, one frame at a time
+            with torch.no_grad():
+                for i in range(len(gt)):
+                    model(x0[i : i + 1], x1[i : i + 1])
+
+        cases["LPIPS alex (ours: distance + map from one pass)"] = (ours_lpips, ref_lpips)
+        cases["all: frame_metrics (full + masked) vs skimage + lpips (full only)"] = (
             lambda: metrics.frame_metrics(pred, gt, masks, batch_size=bs),
-            lambda: (cases["PSNR"][1](), cases["SSIM"][1](), ref_lpips()),
-        ),
-    }
-    ours_lpips(), ref_lpips()  # warm-up (allocator, oneDNN kernels)
-    print(
-        f"{args.frames} frames {args.size}×{args.size}, LPIPS batch {bs}, torch threads "
-        f"{torch.get_num_threads()}, {args.repeats} interleaved repeats, ms per frame (median; min)"
-    )
-    print(f"{'metric':<64} {'ours':>15} {'reference':>15} {'ref/ours':>13}")
+            lambda: (ref_psnr(), ref_ssim(), ref_lpips()))
+    rows = []
     for name, (ours, ref) in cases.items():
-        times: dict[str, list[float]] = {"ours": [], "ref": []}
-        for _ in range(args.repeats):
-            for side, fn in (("ours", ours), ("ref", ref)):
-                start = time.perf_counter()
-                fn()
-                times[side].append(time.perf_counter() - start)
-        o, r = (statistics.median(times[k]) * 1000 / args.frames for k in ("ours", "ref"))
-        o_min, r_min = (min(times[k]) * 1000 / args.frames for k in ("ours", "ref"))
-        print(f"{name:<64} {o:7.2f};{o_min:7.2f} {r:7.2f};{r_min:7.2f} {r / o:5.2f}x;{r_min / o_min:5.2f}x")
+        t = samples({"ours": ours, "ref": ref}, args.repeats)
+        per_frame = 1000 / args.frames
+        rows.append([name, spread(t["ours"], per_frame, 2), spread(t["ref"], per_frame, 2),
+                     ratio(t["ref"], t["ours"])])
+        print(f"{name}: done", flush=True)
+    table = markdown(["metric", "ours ms/frame", "reference ms/frame", "speed-up (ref/ours)"], rows)
+    command = (f"perf/metrics_speed.py --frames {args.frames} --size {args.size} --repeats {args.repeats}"
+               + (" --no-lpips" if args.no_lpips else ""))
+    setup = (f"{args.frames} frames {args.size}², LPIPS batch {bs}; reference: scikit-image and the lpips "
+             "package frame by frame. " + setup_line(command, args.repeats))
+    report(args, "Metrics: our batched toolkit vs scikit-image and lpips", table, setup)
 
 
 if __name__ == "__main__":

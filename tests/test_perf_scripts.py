@@ -1,0 +1,54 @@
+"""Every perf/ script runs in its --quick mode and writes its Markdown table (so none of them rots).
+
+The numbers of a quick run mean nothing; this checks that each script still runs against the current
+code, times both of its sides and writes the table `z2h report perf` puts into docs/.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import write_random_vgg_cache
+
+from z2h import weights
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted(p.name for p in (ROOT / "perf").glob("*_speed.py"))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Random VGG16 weights for the Zero-Stage; LPIPS uses the fetched weights when there are some."""
+    cache = tmp_path_factory.mktemp("cache")
+    write_random_vgg_cache(cache)
+    return {**os.environ, "Z2H_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+
+
+def test_every_perf_script_is_covered():
+    assert SCRIPTS == ["attention_speed.py", "edit_speed.py", "metrics_speed.py", "zero_speed.py"]
+
+
+# How each script's table shows its reference side (the alternative it is timed against).
+REFERENCE = {"attention_speed.py": "dense s", "metrics_speed.py": "reference ms/frame",
+             "zero_speed.py": "(reference)", "edit_speed.py": "(reference)"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_perf_script_quick_mode(script, env, tmp_path):
+    md = tmp_path / "out.md"
+    extra = []
+    if script == "metrics_speed.py":  # LPIPS needs the real AlexNet weights, not the random VGG cache
+        env = {k: v for k, v in env.items() if k != "Z2H_CACHE"} | (
+            {"Z2H_CACHE": os.environ["Z2H_CACHE"]} if "Z2H_CACHE" in os.environ else {})
+        extra = [] if weights.is_fetched() else ["--no-lpips"]
+    r = subprocess.run([sys.executable, str(ROOT / "perf" / script), "--quick", "--md", str(md), *extra],
+                       env=env, cwd=ROOT, text=True, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = md.read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("# ") and "median (min–max)" in text
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) >= 4  # header, rule, our side and the reference side
+    assert REFERENCE[script] in text
