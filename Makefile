@@ -70,12 +70,12 @@ BCE := data/bce
 BCE_RESULTS := data/bce-results
 EXPERIMENTS := data/experiments
 PERF_OUT := data/perf
-# Every baseline but TV-L1 (about 2 s per frame at 256²), plus the z2h methods; BCE_EXTRA adds more
-# (e.g. BCE_EXTRA=,ebsynth,flow-raft-direct once their binary / weights are there).
+# Every baseline but TV-L1 (the slowest), plus the z2h methods; BCE_EXTRA names the peers that need a binary
+# or weights (`make setup` provides both; BCE_EXTRA= leaves them out).
 BCE_METHODS := no-edit,colormap,colormap-lut,flow-dis-direct,flow-dis-direct-fb,flow-dis-chained,\
 flow-dis-chained-fb,flow-farneback-direct,flow-farneback-direct-fb,flow-farneback-chained,\
 flow-farneback-chained-fb,z2h-zero,z2h
-BCE_EXTRA ?=
+BCE_EXTRA ?= ,flow-raft-direct,flow-raft-chained,ebsynth
 K_VIDEOS := twins_crossing,moving_background,rotate_360_monkey
 
 results: results-demo results-bce results-experiments results-perf
