@@ -54,12 +54,33 @@ def read_source(path: Path) -> bytes:
     return Path(path).read_bytes()
 
 
-@functools.cache
-def _origin(module: str) -> str | None:
+def _spec(module: str):
     try:
-        spec = importlib.util.find_spec(module)
+        return importlib.util.find_spec(module)  # imports the parent PACKAGE only (never a plain module)
     except (ImportError, ValueError):
         return None
+
+
+@functools.cache
+def _package_dirs(package: str) -> tuple[str, ...]:
+    """Folders of a package's submodules; () for a plain module or an unknown name."""
+    spec = _spec(package)
+    return tuple(spec.submodule_search_locations or ()) if spec else ()
+
+
+@functools.cache
+def _origin(module: str) -> str | None:
+    """The source file of ``module``, found without importing it (nor any plain module)."""
+    parent, _, leaf = module.rpartition(".")
+    if parent:
+        dirs = _package_dirs(parent)
+        if not dirs:  # `from z2h.x.module import name`: name is not a module
+            return None
+        for d in dirs:
+            for path in (Path(d) / leaf / "__init__.py", Path(d) / f"{leaf}.py"):
+                if path.is_file():
+                    return str(path)
+    spec = _spec(module)  # e.g. z2h.eval, which lives in eval/ (package-dir mapping)
     return spec.origin if spec and spec.origin and spec.origin.endswith(".py") else None
 
 
@@ -77,8 +98,8 @@ def _imports(module: str, path: str) -> set[str]:
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             found.add(base)
-            # `from z2h.eval import metrics` imports the submodule z2h.eval.metrics
-            found |= {f"{base}.{a.name}" for a in node.names if _origin(f"{base}.{a.name}")}
+            if base.split(".")[0] == ROOT_PACKAGE:  # `from z2h.eval import metrics` imports a submodule
+                found |= {f"{base}.{a.name}" for a in node.names if _origin(f"{base}.{a.name}")}
     return {m for m in found if m.split(".")[0] == ROOT_PACKAGE and m not in NO_EFFECT and _origin(m)}
 
 

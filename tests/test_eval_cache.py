@@ -144,3 +144,16 @@ def test_a_method_folder_copied_into_other_results_stays_cached(bench, tmp_path)
     assert copied["seconds"] >= 0 and "metrics_seconds" not in copied  # timing kept, not re-scored
     assert set(pd.read_csv(b / "metrics.csv")["method"]) == {"recording", "no-edit"}
     assert metrics_key(b) == metrics_key(a)
+
+
+def test_code_hashes_import_nothing_heavy():
+    """Keys are computed from source files; no method module (torch, diffusers, OpenCV) gets imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from z2h.eval import cache, methods\n"
+            "[cache.method_code_hash(t) for t in methods.REGISTRY.values()]; cache.scoring_code_hash()\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'cv2', 'peft') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
