@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +25,7 @@ from .manifest import write_manifest
 from .spec import Spec, SpecError, effective_spec, load_spec, spec_to_dict
 from .worker import PREFIX
 
+_log = logging.getLogger("z2h.bench")
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
 
@@ -191,9 +192,15 @@ def build(
     spec_paths: list[str | Path],
     out: str | Path,
     config: BuildConfig,
-    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    log: Callable[[str], None] | None = None,
 ) -> int:
-    """Render every spec into ``out`` and write the manifest; returns the number of failed videos."""
+    """Render every spec into ``out`` and write the manifest; returns the number of failed videos.
+
+    Messages go to ``log`` (default: the ``z2h.bench`` logger); a video's render steps are reported
+    once per 10% (every step at debug level), so a log file stays readable.
+    """
+    log = log or _log.info
+    tenths: dict[str, int] = {}
     out = Path(out)
     specs = [load_spec(p) for p in spec_paths]  # all errors before any rendering
     seen: dict[str, str] = {}
@@ -259,7 +266,13 @@ def build(
             ev = events.get()
             name = ev.get("video", "?")
             if ev["event"] == "progress":
-                log(f"[{n_done}/{len(specs)}] {name}: step {ev['step']}/{ev['total']}")
+                line = f"[{n_done}/{len(specs)}] {name}: step {ev['step']}/{ev['total']}"
+                tenth = 10 * ev["step"] // max(ev["total"], 1)
+                if tenths.get(name) != tenth:
+                    tenths[name] = tenth
+                    log(line)
+                else:
+                    _log.debug(line)
             elif ev["event"] == "error":
                 log(f"{name}: ERROR {ev['message']} (log: {out / '.logs' / (name + '.log')})")
             elif ev["event"] == "done":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     groups = {"baselines", "default"} & {s.strip() for s in args.methods.split(",")}
     for peer, reason in why.items():  # a group leaves out a peer that cannot run, and says why
         if groups and reason and not (peer == "raft" and include_raft):
-            print(f"z2h eval: leaving out the {peer} methods: {reason}", file=sys.stderr)
+            logging.getLogger("z2h.eval").warning("z2h eval: leaving out the %s methods: %s", peer, reason)
     options: dict[str, dict[str, Any]] = {}
     for m in methods:
         if m.startswith("flow-raft") and args.raft_weights:
@@ -136,7 +137,7 @@ def _table(args: argparse.Namespace) -> int:
         from z2h.io import atomic_write_bytes
 
         atomic_write_bytes(args.out, text.encode())
-        print(f"z2h eval: table written to {args.out}", file=sys.stderr)
+        logging.getLogger("z2h.eval").info("z2h eval: table written to %s", args.out)
     else:
         print(text)
     return 0

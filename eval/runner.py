@@ -18,7 +18,7 @@ so a method's folder copied into another results folder of the same benchmark st
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +38,7 @@ from z2h.io import write_json
 from z2h.outlock import LOCK_NAME, locked
 from z2h.progress import Cancelled, Reporter
 
+log = logging.getLogger("z2h.eval")
 Z2H_METHODS = ("z2h-zero", "z2h")
 METRIC_COLUMNS = ("psnr", "ssim", "lpips", "psnr_masked", "ssim_masked", "lpips_masked")
 
@@ -159,8 +160,8 @@ class Runner:
                              "pass another --out")
         self.record = record
 
-    def log(self, message: str) -> None:
-        print(f"z2h eval: {message}", file=sys.stderr)
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        log.log(level, "z2h eval: %s", message)
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def _entry(self, method: str) -> dict[str, Any]:
@@ -175,7 +176,8 @@ class Runner:
 
     def _error(self, method: str, video: str | None, stage: str, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"
-        self.log(f"{method}" + (f" on {video}" if video else "") + f" failed during {stage}: {message}")
+        self.log(f"{method}" + (f" on {video}" if video else "") + f" failed during {stage}: {message}",
+                 logging.WARNING)
         err = {"status": "error", "stage": stage, "error": message, "traceback": traceback.format_exc()}
         for v in [video] if video else self.videos:
             self._set(method, v, **err)
@@ -227,6 +229,7 @@ class Runner:
         from z2h.io import write_frames
 
         if self.cached(name, video.name):
+            self.log(f"{name} on {video.name}: cached", logging.DEBUG)
             info = _read_json(self.folder(name, video.name) / ".output.json") or {}
             self._set(name, video.name, status="cached", **_timing(info.get("seconds"), video.frames),
                       **({"stats": info["stats"]} if info.get("stats") else {}))

@@ -23,18 +23,36 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _verbosity_flags(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=default,
+                        help="more detail on stderr (debug messages)")
+    parser.add_argument("-q", "--quiet", action="count", default=default,
+                        help="less on stderr: -q warnings and errors (no progress bars), -qq errors only")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only ``command``'s own arguments are added (its module gets imported)."""
     parser = argparse.ArgumentParser(prog="z2h", description=__doc__.splitlines()[0])
     from z2h import __version__
 
     parser.add_argument("--version", action="version", version=f"z2h {__version__}")
+    _verbosity_flags(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             importlib.import_module(module).add_arguments(p)
+        _add_everywhere(p)
     return parser
+
+
+def _add_everywhere(parser: argparse.ArgumentParser) -> None:
+    """-v/-q after the command and its action too (``z2h eval run ... -q``)."""
+    _verbosity_flags(parser, argparse.SUPPRESS)  # SUPPRESS: the top-level value stays unless given here
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
+    from z2h import log
+
+    log.setup(args.verbose - args.quiet)
     try:
         return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ Exit codes: 0 done, 1 error, 130 cancelled.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -219,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     def say(event: str, message: str, **fields: Any) -> None:
         # JSON events carry exactly the contract's fields; the human message goes to stderr.
         if args.progress == "json":
-            print(f"z2h: {message}", file=sys.stderr)
+            logging.getLogger("z2h").info("z2h: %s", message)
             reporter.emit(event, **fields)
         else:
             reporter.emit(event, message=message, **fields)

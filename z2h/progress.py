@@ -9,13 +9,17 @@ Cancellation is checked inside the callback, so every loop that reports progress
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from z2h.log import quiet
+
 ProgressFn = Callable[[int, int], None]
+log = logging.getLogger("z2h")
 
 
 class Cancelled(Exception):
@@ -36,6 +40,9 @@ class Reporter:
         self.stream = stream or (sys.stdout if mode == "json" else sys.stderr)
         self.cancel_event = threading.Event()
         self._bars: dict[str, Any] = {}
+        self._tenths: dict[str, int] = {}
+        isatty = getattr(self.stream, "isatty", None)
+        self._tty = bool(isatty and isatty())
 
     def emit(self, event: str, **fields: Any) -> None:
         """Write one JSON event (json mode); 'bar' prints the message of other events on stderr.
@@ -50,7 +57,7 @@ class Reporter:
             if event == "error":
                 print(f"z2h: error: {fields['message']}", file=sys.stderr, flush=True)
             elif self.mode == "bar":
-                print(f"z2h: {fields['message']}", file=sys.stderr)
+                log.info("z2h: %s", fields["message"])
 
     def stage(self, name: str, message: str = "") -> ProgressFn:
         """A ProgressFn for one stage; it raises :class:`Cancelled` once cancellation was requested."""
@@ -60,7 +67,10 @@ class Reporter:
                 raise Cancelled(f"cancelled during {name}")
             if self.mode == "json":
                 self.emit("progress", stage=name, step=done, total=total, message=message)
-            elif self.mode == "bar":
+            elif self.mode == "bar" and not quiet():
+                if not self._tty:
+                    self._line(name, done, total)
+                    return
                 from tqdm import tqdm
 
                 bar = self._bars.get(name)
@@ -71,6 +81,14 @@ class Reporter:
                     bar.close()
 
         return progress
+
+    def _line(self, name: str, done: int, total: int) -> None:
+        """Not a terminal (a log file, CI): one plain line per 10% instead of a redrawn bar."""
+        tenth = 10 * done // max(total, 1)
+        if self._tenths.get(name) != tenth:  # new tenth, or the stage started over
+            self._tenths[name] = tenth
+            percent = 100 * done // max(total, 1)
+            print(f"z2h: {name} {done}/{total} ({percent}%)", file=self.stream, flush=True)
 
     def cancel(self) -> None:
         self.cancel_event.set()

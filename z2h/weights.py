@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import logging
 import os
 import pickle
 import subprocess
@@ -293,7 +294,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
-        print(f"z2h weights: {message}", file=sys.stderr)
+        logging.getLogger("z2h.weights").info("z2h weights: %s", message)
 
     if args.action == "path":
         print(weights_dir())

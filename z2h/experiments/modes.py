@@ -9,6 +9,7 @@ metrics, anchor excluded), ``modes.png`` and ``run.json``. The Zero-Stage alone 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -148,7 +149,7 @@ def experiment_main(name: str, args: argparse.Namespace, body) -> int:
         reporter.emit("error", message=f"experiment {name}: {e}")  # one line on stderr in every mode
         return 1
     reporter.emit("done", out=str(out), partial=False)
-    print(f"z2h experiment {name}: written to {out}", file=sys.stderr)
+    logging.getLogger("z2h").info("z2h experiment %s: written to %s", name, out)
     return 0
 
 
