@@ -29,12 +29,12 @@ $(EBSYNTH_BIN):
 		echo "  Build it from github.com/jamriska/ebsynth (README: 'EbSynth') and set Z2H_EBSYNTH."; \
 	fi
 
-$(VENV)/.stamp: pyproject.toml
+$(VENV)/.stamp: pyproject.toml constraints-ml.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	# Pinned pair that lies on the local disk; installed first so nothing pulls another torch.
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q -e ".[ml,dev]"
+	$(VENV)/bin/pip install -q -c constraints-ml.txt -e ".[ml,dev]"
 	$(VENV)/bin/z2h weights fetch
 	touch $@
 
