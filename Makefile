@@ -99,7 +99,7 @@ results-experiments: setup
 
 results-perf: setup
 	mkdir -p $(PERF_OUT)
-	for s in attention_speed zero_speed edit_speed metrics_speed; do \
+	for s in attention_speed zero_speed edit_speed hero_steps metrics_speed; do \
 		$(VENV)/bin/python perf/$$s.py --md $(PERF_OUT)/$$s.md || exit 1; done
 	$(VENV)/bin/z2h report perf --perf $(PERF_OUT)
 

@@ -137,6 +137,7 @@ BLOCKS: dict[str, Block] = {
     "perf-attention": Block("perf", "docs/zero_stage.md", lambda a: from_file(a.perf / "attention_speed.md")),
     "perf-zero": Block("perf", "docs/zero_stage.md", lambda a: from_file(a.perf / "zero_speed.md")),
     "perf-edit": Block("perf", "docs/hero_stage.md", lambda a: from_file(a.perf / "edit_speed.md")),
+    "perf-hero-steps": Block("perf", "docs/hero_stage.md", lambda a: from_file(a.perf / "hero_steps.md")),
     "perf-metrics": Block("perf", "docs/eval.md", lambda a: from_file(a.perf / "metrics_speed.md")),
 }
 PARTS = tuple(dict.fromkeys(b.part for b in BLOCKS.values()))

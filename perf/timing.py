@@ -62,13 +62,14 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
 
 
-def setup_line(command: str, repeats: int) -> str:
+def setup_line(command: str, repeats: int, how: str | None = None) -> str:
     """Where and how the numbers were made (they depend on the machine and its load)."""
     import torch
 
+    how = how or f"median (min–max) of {repeats} samples after a warm-up of each side"
     return (f"`{command}` on {datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, torch {torch.__version__} "
-            f"with {torch.get_num_threads()} threads; median (min–max) of {repeats} samples after a warm-up "
-            "of each side; other jobs may have shared the machine, so compare ratios, not seconds.")
+            f"with {torch.get_num_threads()} threads; {how}; other jobs may have shared the machine, so "
+            "compare ratios, not seconds.")
 
 
 def report(args: argparse.Namespace, title: str, table: str, setup: str) -> None:
