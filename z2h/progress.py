@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -33,14 +34,15 @@ def no_progress(done: int, total: int) -> None:
 class Reporter:
     """Renders stage progress as tqdm bars (``mode="bar"``), JSON lines (``"json"``) or not at all."""
 
-    def __init__(self, mode: str = "bar", stream: TextIO | None = None):
+    def __init__(self, mode: str = "bar", stream: TextIO | None = None, line_interval: float = 10.0):
         if mode not in ("bar", "json", "none"):
             raise ValueError(f"progress mode must be bar, json or none, not {mode!r}")
         self.mode = mode
         self.stream = stream or (sys.stdout if mode == "json" else sys.stderr)
         self.cancel_event = threading.Event()
         self._bars: dict[str, Any] = {}
-        self._tenths: dict[str, int] = {}
+        self._lines: dict[str, tuple[int, float]] = {}  # stage -> (last tenth, time of its last line)
+        self.line_interval = line_interval
         isatty = getattr(self.stream, "isatty", None)
         self._tty = bool(isatty and isatty())
 
@@ -83,12 +85,21 @@ class Reporter:
         return progress
 
     def _line(self, name: str, done: int, total: int) -> None:
-        """Not a terminal (a log file, CI): one plain line per 10% instead of a redrawn bar."""
+        """Not a terminal (a log file, CI): plain lines instead of a redrawn bar.
+
+        One line when a stage ends; a long stage also reports each new 10% once ``line_interval``
+        seconds have passed since its last line, so quick stages cost one line and slow ones show life.
+        """
+        now = time.monotonic()
         tenth = 10 * done // max(total, 1)
-        if self._tenths.get(name) != tenth:  # new tenth, or the stage started over
-            self._tenths[name] = tenth
+        last_tenth, last_time = self._lines.get(name, (0, now))
+        if tenth < last_tenth:  # the stage started over
+            last_tenth, last_time = 0, now
+        if done >= total or (tenth > last_tenth and now - last_time >= self.line_interval):
             percent = 100 * done // max(total, 1)
             print(f"z2h: {name} {done}/{total} ({percent}%)", file=self.stream, flush=True)
+            last_tenth, last_time = (0, now) if done >= total else (tenth, now)
+        self._lines[name] = (last_tenth, last_time)
 
     def cancel(self) -> None:
         self.cancel_event.set()

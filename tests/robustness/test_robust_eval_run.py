@@ -94,3 +94,24 @@ def test_written_files_get_the_umask_mode(bench, tmp_path):
         assert oct(path.stat().st_mode & 0o777) == oct(0o644), path
     assert np.isfinite(json.loads((tmp_path / "results" / "run.json").read_text())["methods"]["no-edit"]
                        ["videos"]["pan-left"]["seconds"])
+
+
+def test_a_run_in_another_process_holds_the_folder(bench, tmp_path, capsys):
+    """The issue's case: two processes on one --out. The second stops at once and names the first."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "results"
+    out.mkdir()
+    code = ("import sys, time; from z2h.outlock import locked\n"
+            "with locked(sys.argv[1], command='z2h eval run (first)'):\n"
+            "    print('held', flush=True); time.sleep(60)")
+    first = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "held"
+        assert main(_args(bench, out)) == 1
+        assert f"in use by process {first.pid} on" in capsys.readouterr().err
+    finally:
+        first.kill()
+        first.wait()
+    assert main(_args(bench, out)) == 0  # a killed holder leaves no stale lock
