@@ -21,6 +21,8 @@ classes = (
     operators.Z2H_OT_export_spec,
     operators.Z2H_OT_run_edit,
     operators.Z2H_OT_cancel,
+    operators.Z2H_OT_open_log,
+    operators.Z2H_OT_open_result,
     operators.Z2H_OT_check_backend,
     panels.Z2H_PT_benchmark,
     panels.Z2H_PT_edit,
@@ -47,11 +49,13 @@ def register() -> None:
     _register_classes()
     bpy.types.Scene.z2h = bpy.props.PointerProperty(type=props.Z2H_SceneProps)
     bpy.app.handlers.load_pre.append(cancel_on_load)
+    bpy.types.STATUSBAR_HT_header.append(panels.draw_status_bar)
 
 
 def unregister() -> None:
     for handler in [h for h in bpy.app.handlers.load_pre if _is_ours(h)]:
         bpy.app.handlers.load_pre.remove(handler)
+    bpy.types.STATUSBAR_HT_header.remove(panels.draw_status_bar)  # a no-op when absent
     jobs.close_active()
     if hasattr(bpy.types.Scene, "z2h"):
         del bpy.types.Scene.z2h

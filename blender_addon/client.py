@@ -41,6 +41,7 @@ class JobState:
     partial: bool = False
     returncode: int | None = None
     events: int = 0
+    stage_started: float = 0.0  # time.monotonic() when the current stage began (for a time estimate)
 
     @property
     def finished(self) -> bool:
@@ -52,6 +53,13 @@ class JobState:
         """Progress of the current stage in [0, 1]."""
         return min(max(self.step / self.total, 0.0), 1.0) if self.total > 0 else 0.0
 
+    def stage_eta(self, now: float | None = None) -> float | None:
+        """Seconds the current stage still needs at its pace so far; None before its first step."""
+        if self.step <= 0 or self.total <= 0 or not self.stage_started:
+            return None
+        elapsed = (time.monotonic() if now is None else now) - self.stage_started
+        return max(elapsed / self.step * (self.total - self.step), 0.0)
+
 
 def last_line(text: str) -> str:
     """The last non-empty line of ``text`` (the useful end of a traceback), or ''."""
@@ -62,12 +70,22 @@ def last_line(text: str) -> str:
 class BackendJob:
     """One backend subprocess (``argv``), started at construction, in a new process group."""
 
-    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None):
+    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
+                 log: str | os.PathLike | None = None):
+        """``log``: a file that gets the command line and every stderr and non-JSON stdout line."""
         self.argv = [str(a) for a in argv]
+        self.log_path = None if log is None else os.fspath(log)
+        self._log = None
+        if self.log_path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
+            self._log = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by readers)
+            self._log.write("$ " + " ".join(self.argv) + "\n")
         full_env = dict(os.environ if env is None else env)
         full_env["PYTHONUNBUFFERED"] = "1"  # progress lines must arrive as they are written
         self._lock = threading.Lock()
-        self._state = JobState()
+        self._state = JobState(stage_started=time.monotonic())
+        self._log_lock = threading.Lock()
+        self._open_readers = 2
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
         self._cancel_requested = False
         try:
@@ -85,6 +103,8 @@ class BackendJob:
                 start_new_session=True,  # own process group: cancel() reaches grandchildren too
             )
         except OSError as exc:
+            self._write_log(f"cannot start: {exc}")
+            self._close_log()
             raise BackendError(f"cannot start the backend {self.argv[0]!r}: {exc.strerror or exc}") from exc
         self.pgid = self.proc.pid  # a new session's leader is its own group leader
         self._threads = [
@@ -106,21 +126,45 @@ class BackendJob:
                 event = None
             if not isinstance(event, dict) or "event" not in event:
                 self._stderr.append(line)  # a stray print: keep it as log, never as progress
+                self._write_log(line)
                 continue
             with self._lock:
                 self._apply(event)
+        self._reader_done()
 
     def _read_stderr(self) -> None:
         for line in self.proc.stderr:
             if line.strip():
                 self._stderr.append(line.rstrip())
+                self._write_log(line.rstrip())
+        self._reader_done()
+
+    def _write_log(self, line: str) -> None:
+        if self._log is not None:
+            with self._log_lock:
+                if self._log is not None:
+                    self._log.write(line + "\n")
+
+    def _reader_done(self) -> None:
+        with self._log_lock:
+            self._open_readers -= 1
+            if self._open_readers == 0:
+                self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def _apply(self, event: dict) -> None:
         s = self._state
         s.events += 1
         kind = event.get("event")
         if kind == "progress":
-            s.stage = str(event.get("stage", s.stage))
+            stage = str(event.get("stage", s.stage))
+            if stage != s.stage:
+                s.stage_started = time.monotonic()
+            s.stage = stage
             s.step = int(event.get("step", 0))
             s.total = int(event.get("total", 0))
             s.message = str(event.get("message", ""))

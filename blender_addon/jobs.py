@@ -1,30 +1,39 @@
-"""Run z2h from Blender: the plain functions behind the Edit panel's operators.
+"""Run z2h from Blender without blocking it: the plain functions behind the Edit panel's operators.
 
-The modal operator is a thin wrapper around three steps. :func:`begin_edit` returns a generator that
-renders the inputs one frame per ``next()`` (so the UI stays responsive and Cancel works while the
-originals render) and finally starts the backend; :func:`poll_step` copies the backend's progress
-into ``scene.z2h`` on every timer tick; :func:`finish_edit` loads the result (an image strip in the
-Video Sequencer of a "Z2H <name>" scene and an image sequence for the Image Editor). Modal operators
-and timers do not run headless, so the tests drive these functions directly (:func:`start_edit` runs
-the first step to the end). One edit runs at a time; :func:`cancel_active` stops it (the Cancel
-button, Esc), :func:`close_active` also when the file is closed or the add-on disabled.
+A :class:`Run` is a chain of subprocesses: a background render of the inputs (:mod:`.background`,
+only when the cached originals no longer match the scene) and then ``python -m z2h edit``. Both
+print progress JSON lines; :func:`poll_step` copies the overall state (a readable stage, the overall
+fraction, a time estimate) into ``scene.z2h`` on every timer tick, and :func:`finish_edit` loads the
+result (the original and the edit side by side in the Video Sequencer of a "Z2H <name>" scene).
+Modal operators and timers do not run headless, so the tests drive these functions directly. One
+task (edit or benchmark pair) runs at a time; :func:`cancel_active` stops it (Cancel, Esc) in the
+middle of a frame, :func:`close_active` also when the file is closed or the add-on disabled. Each
+run has a folder ``<output>/edits/<name>-<time>/`` with its logs and the backend's ``result/``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
 
-from . import bench, fingerprint, rendering
+from . import background, bench, fingerprint, rendering
 from .client import BackendError, BackendJob, JobState, edit_command
 from .preferences import BackendSettings, backend_settings
 from .props import frame_range
+
+# Readable names of the stages the render worker and `z2h edit` report (docs/architecture.md).
+STAGE_LABELS = {"render": "Rendering", "zero": "Propagating the edit", "hero-pairs": "Preparing refinement",
+                "hero-train": "Learning the look", "hero": "Refining", "write": "Writing frames",
+                "starting": "Starting"}
+STAGE_UNITS = {"zero": "frame", "hero": "frame", "write": "frame", "hero-train": "step"}
+# Rough shares of a backend run per stage, for one overall percentage (an estimate, shown as such).
+BACKEND_WEIGHTS = {"zero": 0.35, "hero-pairs": 0.1, "hero-train": 0.35, "hero": 0.15, "write": 0.05}
+RENDER_SHARE = 0.3  # of a run that renders its inputs first
 
 
 class EditError(Exception):
@@ -41,56 +50,115 @@ class EditInputs:
     name: str
 
 
-class Cancelled(Exception):
-    """The user cancelled while the inputs were rendering (before the backend started)."""
+class Run:
+    """A task as a chain of subprocesses, polled by the UI: ``first`` (started already) and then, once
+    it succeeded, ``then()`` (e.g. the backend after the render worker). Looks like one job: poll()
+    gives the overall state, with ``fraction`` over the whole run and a readable ``stage``."""
+
+    def __init__(self, kind: str, first: BackendJob, then: Callable[[], BackendJob] | None = None,
+                 *, render_share: float = 0.0, unit: str = "frame", run_dir: Path | None = None):
+        self.kind, self.job, self._then = kind, first, then
+        self.render_share, self.unit, self.run_dir = render_share, unit, run_dir
+        self.phase = "render" if render_share > 0 else "backend"
+        self._cancelled = False
+        self._best = 0.0
+        self.overall_fraction, self.stage_label = 0.0, "Starting"
+
+    @property
+    def proc(self):
+        return self.job.proc
+
+    @property
+    def log_path(self) -> str | None:
+        return self.job.log_path
+
+    @property
+    def stderr_tail(self) -> str:
+        return self.job.stderr_tail
+
+    def running(self) -> bool:
+        return not self.poll().finished
+
+    def group_alive(self) -> bool:
+        return self.job.group_alive()
+
+    def cancel(self, grace: float = 3.0, wait: bool = False) -> None:
+        self._cancelled = True
+        self._then = None
+        self.job.cancel(grace=grace, wait=wait)
+
+    def poll(self) -> JobState:
+        state = self.job.poll()
+        if state.finished and state.status == "done" and self._then is not None and not self._cancelled:
+            then, self._then = self._then, None
+            try:
+                self.job = then()
+            except (BackendError, EditError) as exc:
+                return dataclasses.replace(state, status="error", message=str(exc))
+            self.phase = "backend"
+            state = self.job.poll()
+        return self._overall(state)
+
+    def _overall(self, s: JobState) -> JobState:
+        """Sets ``overall_fraction`` (never goes back) and ``stage_label``; returns the state."""
+        if self.phase == "render":
+            fraction = self.render_share * s.fraction
+            label = f"Rendering {self.unit} {s.step}/{s.total}" if s.total else "Rendering: starting Blender"
+        else:
+            fraction = self.render_share + (1.0 - self.render_share) * _backend_fraction(s.stage, s.fraction)
+            label = STAGE_LABELS.get(s.stage, s.stage or "Starting z2h")
+            if s.total:
+                label = " ".join(filter(None, (label, STAGE_UNITS.get(s.stage), f"{s.step}/{s.total}")))
+        if s.finished and s.status == "done" and self._then is None:
+            fraction = 1.0
+        self.overall_fraction = self._best = max(self._best, min(fraction, 1.0))
+        self.stage_label = label
+        return s
 
 
-# The one edit in flight: "steps" (the input generator, until the backend starts), "job", "inputs",
-# "scene" (name of the scene it belongs to) and "cancel" (requested while rendering).
+def _backend_fraction(stage: str, fraction: float) -> float:
+    """How far a backend run is, from its current stage and that stage's fraction (an estimate)."""
+    if stage not in BACKEND_WEIGHTS:
+        return 0.0
+    order = list(BACKEND_WEIGHTS)
+    done = sum(BACKEND_WEIGHTS[k] for k in order[:order.index(stage)])
+    return min(done + BACKEND_WEIGHTS[stage] * fraction, 1.0)
+
+
+# The one task in flight: "run" (a Run), "inputs" (EditInputs of an edit), "scene" (its scene's name).
 _active: dict[str, object] = {}
 
 
-def active_job() -> BackendJob | None:
-    """The backend job started by the edit, until :func:`finish_edit` collects it."""
-    return _active.get("job")
-
-
-def preparing() -> bool:
-    """Whether an edit is rendering its inputs (the backend has not started yet)."""
-    return "steps" in _active
+def active_job() -> Run | None:
+    """The run in flight, until :func:`finish_edit` (or :func:`finish_pair`) collects it."""
+    return _active.get("run")
 
 
 def busy() -> bool:
-    """Whether an edit is in flight (rendering inputs or running the backend)."""
-    job = active_job()
-    return preparing() or (job is not None and job.running())
+    """Whether a task is in flight (rendering, or the backend running)."""
+    run = active_job()
+    return run is not None and run.running()
 
 
 def active_scene(default: bpy.types.Scene) -> bpy.types.Scene:
-    """The scene the active edit was started from (its progress properties), else ``default``."""
+    """The scene the active task was started from (its progress properties), else ``default``."""
     return bpy.data.scenes.get(_active.get("scene", ""), default)
 
 
 def cancel_active(wait: bool = False) -> bool:
-    """Cancel the edit in flight: stop rendering inputs at the next frame, or terminate the backend's
-    whole process group. Returns whether there was something to cancel."""
-    if preparing():
-        _active["cancel"] = True
-        return True
-    job = active_job()
-    if job is None or not job.running():
+    """Cancel the task in flight: terminate the current process group (a render stops mid-frame).
+    Returns whether there was something to cancel."""
+    run = active_job()
+    if run is None or not run.running():
         return False
-    job.cancel(wait=wait)
+    run.cancel(wait=wait)
     return True
 
 
 def close_active() -> bool:
-    """Stop the edit in flight now and forget it (file closing, add-on disabled: no modal operator
-    is left to collect it); waits until the backend's process group is gone. Whether one was running."""
-    steps = _active.get("steps")
-    if steps is not None:
-        steps.close()  # runs its cleanup: render settings restored, no backend started
-    was_running = steps is not None or cancel_active(wait=True)
+    """Stop the task in flight now and forget it (file closing, add-on disabled: no modal operator is
+    left to collect it); waits until its process group is gone. Whether one was running."""
+    was_running = cancel_active(wait=True)
     _active.clear()
     return was_running
 
@@ -133,10 +201,26 @@ def _check_reference_size(path: Path, resolution: tuple[int, int]) -> None:
                         f"{resolution[0]}x{resolution[1]}: match the resolution in the Z2H panel")
 
 
-def _prepare_steps(context: bpy.types.Context, settings: BackendSettings) -> Iterator[tuple[int, int]]:
-    """Render what the backend needs, yielding (done, total) after each frame: the original frames
-    (unless a matching render is cached) and, in "recolour" mode, the anchor frame with the active
-    object recoloured. Returns the :class:`EditInputs`."""
+def _check_reference(path: Path, resolution: tuple[int, int]) -> None:
+    if path.suffix.lower() == ".png":
+        _check_reference_size(path, resolution)
+    elif path.suffix.lower() not in (".jpg", ".jpeg"):
+        raise EditError(f"reference image {path}: use a PNG or JPEG file")
+
+
+def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = None) -> Run:
+    """Start an edit and return its :class:`Run`: a background render of what the backend needs (the
+    original frames unless a render of this very scene is cached, and in "recolour" mode the anchor
+    frame with the active object recoloured), then ``python -m z2h edit``. Raises :class:`EditError`
+    for bad input before anything starts."""
+    if busy():
+        raise EditError("a z2h task is already running: cancel it first")
+    try:
+        settings = settings or backend_settings(context)
+    except ValueError as exc:
+        raise EditError(f"the extra backend arguments in the preferences: {exc}") from exc
+    if not settings.python:
+        raise EditError("set the backend Python (a venv with z2h installed) in the Z2H add-on preferences")
     scene, props = context.scene, context.scene.z2h
     obj = context.view_layer.objects.active
     try:
@@ -154,13 +238,13 @@ def _prepare_steps(context: bpy.types.Context, settings: BackendSettings) -> Ite
     work = Path(settings.cache_dir) / "edits" / f"{_safe(Path(bpy.data.filepath).stem or 'untitled')}-{name}"
 
     reference = work / "reference.png"
-    if props.reference_mode == "IMAGE":  # check the cheap things before rendering anything
+    if props.reference_mode == "IMAGE":
         if not props.reference_path:
             raise EditError("choose a reference image, or set Reference to 'Recolour object'")
         reference = Path(bpy.path.abspath(props.reference_path)).expanduser()
         if not reference.is_file():
             raise EditError(f"reference image not found: {reference}")
-        _check_reference_size(reference, resolution)
+        _check_reference(reference, resolution)
     elif obj is None:
         raise EditError("select the object to recolour (make it the active object)")
 
@@ -170,150 +254,123 @@ def _prepare_steps(context: bpy.types.Context, settings: BackendSettings) -> Ite
              "resolution": list(resolution), "engine": props.engine, "samples": props.samples,
              "content": fingerprint.scene_fingerprint(scene, start)}
     render_original = props.rerender or not rendering.cached_sequence(video, stamp)
-    total = (end - start + 1 if render_original else 0) + (props.reference_mode == "RECOLOR")
-    try:
-        if render_original:
-            frames = rendering.render_steps(scene, video, range(start, end + 1), resolution, props.engine,
-                                            props.samples)
-            for done in frames:
-                yield done, total
-            rendering.write_stamp(video, stamp)
-        if props.reference_mode == "RECOLOR":
-            overrides = rendering.render_settings(scene, resolution, props.engine, props.samples)
-            edit = rendering.make_edit(obj, props)
-            with rendering.overridden(scene, overrides), rendering.edited_object(obj, edit):
-                current = scene.frame_current
-                rendering.render_frame(scene, anchor_frame, reference)
-                scene.frame_set(current)
-            yield total, total
-    except (ValueError, RuntimeError) as exc:
-        raise EditError(str(exc)) from exc
-    out = _unique(output_root(scene, settings) / "edits" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    return EditInputs(video=video, anchor=anchor_frame - start, reference=reference, out=out,
-                      frame_start=start, name=name)
+    run_dir = _unique(output_root(scene, settings) / "edits" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    inputs = EditInputs(video=video, anchor=anchor_frame - start, reference=reference, out=run_dir / "result",
+                        frame_start=start, name=name)
 
-
-def _edit_steps(context: bpy.types.Context, settings: BackendSettings,
-                token: object) -> Iterator[tuple[int, int]]:
-    try:
-        inputs = None
-        with contextlib.closing(_prepare_steps(context, settings)) as steps:
-            while True:
-                if _active.get("cancel"):
-                    raise Cancelled("z2h: edit cancelled")
-                try:
-                    yield next(steps)
-                except StopIteration as stop:
-                    inputs = stop.value
-                    break
-        inputs.out.parent.mkdir(parents=True, exist_ok=True)
-        argv = edit_command(settings.python, video=str(inputs.video), anchor=inputs.anchor,
-                            reference=str(inputs.reference), out=str(inputs.out), engine=settings.engine,
+    def backend() -> BackendJob:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        argv = edit_command(settings.python, video=str(video), anchor=inputs.anchor,
+                            reference=str(reference), out=str(inputs.out), engine=settings.engine,
                             zero_model=settings.zero_model, hero_model=settings.hero_model,
                             extra=settings.extra_args)
-        try:
-            job = BackendJob(argv)
-        except BackendError as exc:
-            raise EditError(str(exc)) from exc
-    except BaseException:  # errors, Cancelled, and close() (GeneratorExit): the edit is over
-        if _active.get("token") is token:  # a stale generator collected late must not end a newer edit
-            _active.clear()
-        raise
-    del _active["steps"]
-    _active.update(job=job, inputs=inputs)
-    props = active_scene(context.scene).z2h
-    props.job_status, props.job_stage, props.job_progress, props.job_message = "running", "starting", 0.0, ""
+        return BackendJob(argv, log=run_dir / "backend.log")
 
-
-def begin_edit(context: bpy.types.Context,
-               settings: BackendSettings | None = None) -> Iterator[tuple[int, int]]:
-    """Start an edit: a generator that renders one input frame per ``next()`` (yielding (done, total))
-    and, when exhausted, has started ``python -m z2h edit`` (:func:`active_job`). Raises
-    :class:`EditError` for bad input (at once for settings, from ``next()`` for the scene) and
-    :class:`Cancelled` from ``next()`` after :func:`cancel_active`."""
-    if busy():
-        raise EditError("a z2h edit is already running: cancel it first")
+    task = None
+    if render_original or props.reference_mode == "RECOLOR":
+        task = {"kind": "frames", "out": str(video), "frames": [start, end], "resolution": list(resolution),
+                "engine": props.engine, "samples": props.samples, "stamp": stamp,
+                "render_original": render_original}
+        if props.reference_mode == "RECOLOR":
+            edit = {k: v for k, v in dataclasses.asdict(rendering.make_edit(obj, props)).items()
+                    if v is not None and k != "object"}
+            task["reference"] = {"object": obj.name, "edit": edit, "frame": anchor_frame,
+                                 "path": str(reference)}
     try:
-        settings = settings or backend_settings(context)
-    except ValueError as exc:
-        raise EditError(f"the extra backend arguments in the preferences: {exc}") from exc
-    if not settings.python:
-        raise EditError("set the backend Python (a venv with z2h installed) in the Z2H add-on preferences")
-    token = object()
-    steps = _edit_steps(context, settings, token)
+        if task is None:
+            run = Run("edit", backend(), run_dir=run_dir)
+        else:
+            share = RENDER_SHARE if render_original else 0.05
+            worker = background.start(scene, work / "worker", task, run_dir / "render.log")
+            run = Run("edit", worker, backend, render_share=share, run_dir=run_dir)
+    except (BackendError, OSError, RuntimeError) as exc:
+        raise EditError(str(exc)) from exc
     _active.clear()
-    _active.update(steps=steps, token=token, scene=context.scene.name)
-    props = context.scene.z2h
-    props.job_status, props.job_stage, props.job_progress, props.job_message = "rendering", "render", 0.0, ""
-    return steps
+    _active.update(run=run, inputs=inputs, scene=scene.name)
+    props.job_status, props.job_stage, props.job_progress, props.job_message = "running", "Starting", 0.0, ""
+    props.job_log, props.job_eta, props.job_tail = "", -1.0, ""
+    return run
 
 
-def start_edit(context: bpy.types.Context, settings: BackendSettings | None = None,
-               progress: Callable[[int, int], None] | None = None) -> BackendJob:
-    """Render the inputs and start the backend in one call (scripts, tests); returns the job."""
-    for done, total in begin_edit(context, settings):
-        if progress is not None:
-            progress(done, total)
-    return active_job()
+def start_edit(context: bpy.types.Context, settings: BackendSettings | None = None) -> Run:
+    """The same as :func:`begin_edit` (scripts and tests call this name)."""
+    return begin_edit(context, settings)
 
 
-def poll_step(scene: bpy.types.Scene, job: BackendJob) -> JobState:
-    """One timer tick: the job's latest state, copied into ``scene.z2h`` for the progress bar."""
-    state = job.poll()
+def poll_step(scene: bpy.types.Scene, run: Run) -> JobState:
+    """One timer tick: the run's latest state, copied into ``scene.z2h`` for the panel and status bar."""
+    state = run.poll()
     props = scene.z2h
     props.job_status = state.status
-    props.job_stage = state.stage
-    props.job_progress = state.fraction
+    props.job_stage = run.stage_label
+    props.job_progress = run.overall_fraction
     props.job_message = state.message
+    eta = state.stage_eta()
+    props.job_eta = -1.0 if eta is None else eta
+    props.job_log = run.log_path or ""
+    if state.finished and state.status == "error":
+        props.job_tail = "\n".join(run.stderr_tail.splitlines()[-5:])
     return state
 
 
 def finish_edit(scene: bpy.types.Scene, state: JobState) -> tuple[str, str]:
-    """Collect the finished job; on success load its frames. Returns (report type, message)."""
+    """Collect the finished run; on success load its frames. Returns (report type, message)."""
     inputs: EditInputs | None = _active.get("inputs")
+    run: Run | None = _active.get("run")
     _active.clear()
+    if run is not None:
+        scene.z2h.job_log = run.log_path or ""
     if state.status == "done" and inputs is not None:
         frames = inputs.out / "frames"
         try:
-            load_result(scene, frames, inputs.name, inputs.frame_start)
+            load_result(scene, frames, inputs.name, inputs.frame_start, original=inputs.video)
         except EditError as exc:
             return "ERROR", str(exc)
         scene.z2h.result_dir = str(inputs.out)
         return "INFO", f"z2h: result in {inputs.out} (scene 'Z2H {inputs.name}')"
     if state.status == "cancelled":
-        return "WARNING", "z2h: edit cancelled"
-    return "ERROR", f"z2h backend: {state.message}"
+        return "WARNING", "z2h: cancelled"
+    where = "render" if run is not None and run.phase == "render" else "z2h backend"
+    return "ERROR", f"{where}: {state.message}"
 
 
-def load_result(scene: bpy.types.Scene, frames_dir: Path, name: str, frame_start: int):
-    """Show ``frames_dir/*.png`` as an image strip in the Video Sequencer of the scene "Z2H <name>"
-    (a separate scene, so the 3D scene's own renders stay unaffected) and as an image sequence in
-    every open Image Editor, both aligned with the source frames. Returns (result scene, image)."""
+def _image_strip(strips, label: str, files: list[Path], channel: int, frame_start: int):
+    old = strips.get(label)
+    if old is not None:  # a previous result of the same video: replace it
+        strips.remove(old)
+    strip = strips.new_image(label, str(files[0]), channel, frame_start)  # at its own size (no fit)
+    for f in files[1:]:
+        strip.elements.append(f.name)
+    return strip
+
+
+def load_result(scene: bpy.types.Scene, frames_dir: Path, name: str, frame_start: int,
+                original: Path | None = None):
+    """Show the edit (``frames_dir/*.png``) next to the ``original`` frames in the Video Sequencer of
+    the scene "Z2H <name>" (a separate scene, so the 3D scene's own renders stay unaffected): the
+    original on channel 1 at the left, the edit on channel 2 at the right, aligned with the source
+    frames, at the scene's frame rate. The edit is also an image sequence "Z2H <name>" for an Image
+    Editor (open editors keep what they show). Returns (result scene, image)."""
     files = sorted(Path(frames_dir).glob("*.png"))
     if not files:
         raise EditError(f"the backend wrote no frames to {frames_dir}")
+    originals = sorted(Path(original).glob("*.png")) if original is not None else []
     label = f"Z2H {name}"
+    width, height = scene.z2h.resolution_x, scene.z2h.resolution_y
     result = bpy.data.scenes.get(label) or bpy.data.scenes.new(label)
-    result.render.resolution_x, result.render.resolution_y = scene.z2h.resolution_x, scene.z2h.resolution_y
+    result.render.resolution_x = width * (2 if originals else 1)
+    result.render.resolution_y, result.render.resolution_percentage = height, 100
     result.render.fps, result.render.fps_base = scene.render.fps, scene.render.fps_base
     result.frame_start, result.frame_end = frame_start, frame_start + len(files) - 1
     editor = result.sequence_editor or result.sequence_editor_create()
     strips = bench.module("blender_compat").strips(editor)
-    old = strips.get(label)
-    if old is not None:  # a previous result of the same video: replace it
-        strips.remove(old)
-    strip = strips.new_image(label, str(files[0]), 1, frame_start)
-    for f in files[1:]:
-        strip.elements.append(f.name)
+    edit = _image_strip(strips, label, files, 2, frame_start)
+    if originals:
+        left = _image_strip(strips, f"{label} original", originals[:len(files)], 1, frame_start)
+        left.transform.offset_x, edit.transform.offset_x = -width / 2, width / 2
 
-    image = bpy.data.images.load(str(files[0]), check_existing=False)
-    image.name, image.source = label, "SEQUENCE"
-    for window in bpy.context.window_manager.windows:  # none headless
-        for area in window.screen.areas:
-            if area.type == "IMAGE_EDITOR":
-                space = area.spaces.active
-                space.image = image
-                space.image_user.frame_start = frame_start
-                space.image_user.frame_duration = len(files)
-                area.tag_redraw()
+    image = bpy.data.images.get(label)
+    if image is None or image.filepath != str(files[0]):
+        image = bpy.data.images.load(str(files[0]), check_existing=False)
+        image.name, image.source = label, "SEQUENCE"
     return result, image

@@ -1,8 +1,11 @@
-"""Operators of the Z2H sidebar. Thin: the work happens in jobs.py, rendering.py and the benchmark code."""
+"""Operators of the Z2H sidebar. Thin: the work happens in jobs.py, pair.py, rendering.py and the
+benchmark code. Long tasks run as subprocesses (:mod:`.background`, the backend) that a modal timer
+follows, so Blender stays usable; Esc or Cancel stops them mid-frame."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, StringProperty
@@ -11,15 +14,95 @@ from . import jobs, pair
 from .client import BackendError, check_backend
 from .preferences import addon_preferences, backend_settings
 
-TIMER_INTERVAL = 0.25  # seconds between progress polls of a running backend
+TIMER_INTERVAL = 0.25  # seconds between progress polls of a running task
 
 
 def _active_object(context):
     return context.view_layer.objects.active
 
 
-class Z2H_OT_render_pair(bpy.types.Operator):
-    """Render original, edited and mask sequences of the active object into a benchmark (z2h bench format)"""
+def redraw_progress(context) -> None:
+    """Redraw what shows progress: the sidebar and the status bar."""
+    for area in context.screen.areas if context.screen else ():
+        if area.type in ("VIEW_3D", "STATUSBAR"):
+            area.tag_redraw()
+
+
+def _show_error(context, message: str) -> None:
+    """Input errors stay visible in the panel, not only in the report line."""
+    props = context.scene.z2h
+    props.job_status, props.job_message, props.job_tail = "error", message, ""
+
+
+class _FollowRun:
+    """A modal operator that follows the task in flight (:func:`jobs.active_job`) from a timer."""
+
+    _timer = None
+
+    def _finish(self, scene, state) -> set[str]:
+        raise NotImplementedError
+
+    def _follow(self, context) -> set[str]:
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_INTERVAL, window=context.window)
+        wm.modal_handler_add(self)
+        redraw_progress(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            jobs.cancel_active()  # the next tick sees the cancellation and finishes
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}  # the user keeps working meanwhile
+        redraw_progress(context)
+        run = jobs.active_job()
+        if run is None:  # collected elsewhere (the file was closed)
+            self._stop_timer(context)
+            return {"CANCELLED"}
+        scene = jobs.active_scene(context.scene)  # the user may have switched scenes meanwhile
+        state = jobs.poll_step(scene, run)
+        if state.finished:
+            self._stop_timer(context)
+            redraw_progress(context)
+            return self._report(scene, state)
+        return {"PASS_THROUGH"}
+
+    def _report(self, scene, state) -> set[str]:
+        kind, message = self._finish(scene, state)
+        self.report({kind}, message)
+        return {"FINISHED"} if kind == "INFO" else {"CANCELLED"}
+
+    def _stop_timer(self, context):
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+
+    def _wait(self, context) -> set[str]:
+        """Blocking variant for scripts and background mode (no event loop there)."""
+        run = jobs.active_job()
+        while not (state := jobs.poll_step(context.scene, run)).finished:
+            time.sleep(TIMER_INTERVAL / 5)
+        return self._report(context.scene, state)
+
+
+def _poll_task(cls, context, need_mesh: bool) -> bool:
+    if jobs.busy():
+        cls.poll_message_set("A z2h task is running: wait for it or press Cancel (Esc)")
+        return False
+    if context.scene.camera is None:
+        cls.poll_message_set("The scene has no active camera to render from")
+        return False
+    obj = _active_object(context)
+    if need_mesh and (obj is None or obj.type != "MESH"):
+        cls.poll_message_set("Select the mesh object to edit (make it the active object)")
+        return False
+    return True
+
+
+class Z2H_OT_render_pair(_FollowRun, bpy.types.Operator):
+    """Render original, edited and mask sequences of the active object into a benchmark (z2h bench
+    format), in the background"""
 
     bl_idname = "z2h.render_pair"
     bl_label = "Render Pair"
@@ -29,22 +112,25 @@ class Z2H_OT_render_pair(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = _active_object(context)
-        return obj is not None and obj.type == "MESH" and context.scene.camera is not None
+        return _poll_task(cls, context, need_mesh=True)
+
+    def _start(self, context) -> bool:
+        try:
+            pair.begin_pair(context, backend_settings(context), overwrite=self.overwrite)
+        except (ValueError, OSError, RuntimeError) as exc:
+            _show_error(context, f"Render pair: {exc}")
+            self.report({"ERROR"}, f"Render pair: {exc}")
+            return False
+        return True
+
+    def _finish(self, scene, state):
+        return pair.finish_pair(scene, state)
+
+    def invoke(self, context, event):
+        return self._follow(context) if self._start(context) else {"CANCELLED"}
 
     def execute(self, context):
-        wm = context.window_manager
-        wm.progress_begin(0, 1)
-        try:
-            out = pair.render_pair(context, backend_settings(context), overwrite=self.overwrite,
-                                   progress=lambda done, total: wm.progress_update(done / max(total, 1)))
-        except (ValueError, OSError, RuntimeError) as exc:
-            self.report({"ERROR"}, f"Render pair: {exc}")
-            return {"CANCELLED"}
-        finally:
-            wm.progress_end()
-        self.report({"INFO"}, f"Benchmark video written to {out}")
-        return {"FINISHED"}
+        return self._wait(context) if self._start(context) else {"CANCELLED"}
 
 
 class Z2H_OT_export_spec(bpy.types.Operator):
@@ -82,115 +168,97 @@ class Z2H_OT_export_spec(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class Z2H_OT_run_edit(bpy.types.Operator):
-    """Propagate an edit of the current frame through the animation with z2h (runs the backend)"""
+class Z2H_OT_run_edit(_FollowRun, bpy.types.Operator):
+    """Propagate an edit of the current frame through the animation with z2h (renders the inputs and
+    runs the backend in the background)"""
 
     bl_idname = "z2h.run_edit"
     bl_label = "Run z2h"
 
-    _timer = None
-    _steps = None  # the input-rendering generator of jobs.begin_edit, until the backend runs
-
     @classmethod
     def poll(cls, context):
-        return context.scene.camera is not None and not jobs.busy()
+        return _poll_task(cls, context, need_mesh=False)
 
-    def _advance(self, context) -> bool:
-        """Render the next input frame (the last step starts the backend); False once it failed."""
+    def _start(self, context) -> bool:
         try:
-            done, total = next(self._steps)
-        except StopIteration:
-            self._steps = None  # the backend is running
-            return True
-        except jobs.Cancelled as exc:
-            self._steps = None
-            self.report({"WARNING"}, str(exc))
-            return False
+            jobs.begin_edit(context)
         except jobs.EditError as exc:
-            self._steps = None
+            _show_error(context, str(exc))
             self.report({"ERROR"}, str(exc))
             return False
-        jobs.active_scene(context.scene).z2h.job_progress = done / max(total, 1)
         return True
 
-    def _finish(self, scene, state) -> set[str]:
-        kind, message = jobs.finish_edit(scene, state)
-        self.report({kind}, message)
-        return {"FINISHED"} if kind == "INFO" else {"CANCELLED"}
+    def _finish(self, scene, state):
+        return jobs.finish_edit(scene, state)
 
     def invoke(self, context, event):
-        try:
-            self._steps = jobs.begin_edit(context)
-        except jobs.EditError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        if not self._advance(context):  # scene problems show at once, not after the first tick
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(TIMER_INTERVAL, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type == "ESC" and event.value == "PRESS":
-            jobs.cancel_active()  # the next tick sees the cancellation and finishes
-            return {"RUNNING_MODAL"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}  # the user keeps working meanwhile
-        for area in context.screen.areas if context.screen else ():
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
-        if self._steps is not None:  # still rendering inputs: one frame per tick
-            if not self._advance(context):
-                self._stop_timer(context)
-                return {"CANCELLED"}
-            return {"PASS_THROUGH"}
-        job = jobs.active_job()
-        if job is None:  # collected elsewhere (the file was closed)
-            self._stop_timer(context)
-            return {"CANCELLED"}
-        scene = jobs.active_scene(context.scene)  # the user may have switched scenes meanwhile
-        state = jobs.poll_step(scene, job)
-        if state.finished:
-            self._stop_timer(context)
-            return self._finish(scene, state)
-        return {"PASS_THROUGH"}
-
-    def _stop_timer(self, context):
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
+        return self._follow(context) if self._start(context) else {"CANCELLED"}
 
     def execute(self, context):
-        """Blocking variant for scripts and background mode (no event loop there)."""
-        wm = context.window_manager
-        wm.progress_begin(0, 1)
-        try:
-            job = jobs.start_edit(context, progress=lambda done, total: wm.progress_update(done / total))
-        except (jobs.EditError, jobs.Cancelled) as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        finally:
-            wm.progress_end()
-        while not (state := jobs.poll_step(context.scene, job)).finished:
-            time.sleep(TIMER_INTERVAL / 5)
-        return self._finish(context.scene, state)
+        return self._wait(context) if self._start(context) else {"CANCELLED"}
 
 
 class Z2H_OT_cancel(bpy.types.Operator):
-    """Stop the running z2h edit (terminates the backend's whole process group)"""
+    """Stop the running z2h task (terminates its whole process group, mid-frame)"""
 
     bl_idname = "z2h.cancel"
     bl_label = "Cancel"
 
     @classmethod
     def poll(cls, context):
-        return jobs.busy()
+        if not jobs.busy():
+            cls.poll_message_set("Nothing is running")
+            return False
+        return True
 
     def execute(self, context):
         jobs.cancel_active()
         self.report({"INFO"}, "z2h: cancelling")
         return {"FINISHED"}
+
+
+class _OpenPath:
+    """Open a file or folder with the system's application (Blender's wm.path_open)."""
+
+    @classmethod
+    def _path(cls, context) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def poll(cls, context):
+        path = cls._path(context)
+        if not path or not Path(path).exists():
+            cls.poll_message_set(cls.missing)
+            return False
+        return True
+
+    def execute(self, context):
+        bpy.ops.wm.path_open(filepath=self._path(context))
+        return {"FINISHED"}
+
+
+class Z2H_OT_open_log(_OpenPath, bpy.types.Operator):
+    """Open the log of the last z2h task (the render's or the backend's output)"""
+
+    bl_idname = "z2h.open_log"
+    bl_label = "Open Log"
+    missing = "No log yet: run a task first"
+
+    @classmethod
+    def _path(cls, context):
+        return jobs.active_scene(context.scene).z2h.job_log
+
+
+class Z2H_OT_open_result(_OpenPath, bpy.types.Operator):
+    """Open the folder of the last z2h result"""
+
+    bl_idname = "z2h.open_result"
+    bl_label = "Open Folder"
+    missing = "No result yet"
+
+    @classmethod
+    def _path(cls, context):
+        return context.scene.z2h.result_dir
 
 
 class Z2H_OT_check_backend(bpy.types.Operator):

@@ -1,14 +1,14 @@
-"""'Render pair' and "Export scene spec": the benchmark panel's work, as plain functions."""
+"""Render Pair (in the background) and Export Scene Spec: the benchmark panel's work as plain functions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from pathlib import Path
 
 import bpy
 
-from . import bench, rendering, spec_export
-from .jobs import output_root, video_name
+from . import background, jobs, rendering, spec_export
+from .jobs import Run, output_root, video_name
 from .preferences import BackendSettings
 from .props import frame_range
 
@@ -18,29 +18,60 @@ def _anchor(scene, start: int, end: int) -> int:
     return scene.frame_current - start if start <= scene.frame_current <= end else 0
 
 
-def render_pair(context: bpy.types.Context, settings: BackendSettings, *, overwrite: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> Path:
-    """Render the active object's benchmark video (original, edited, mask, meta.json) into
-    ``<output>/bench/<video name>`` with the benchmark builder's own code, then (re)write the
-    benchmark's manifest.json. Returns the video folder."""
+def pair_folder(context: bpy.types.Context, settings: BackendSettings) -> Path:
+    """Where Render Pair writes the active object's video: ``<output>/bench/<video name>``."""
+    scene = context.scene
+    return output_root(scene, settings) / "bench" / video_name(scene, context.view_layer.objects.active)
+
+
+def existing_pair(context: bpy.types.Context, settings: BackendSettings) -> Path | None:
+    """The video folder Render Pair would replace, if it holds a finished video."""
+    out = pair_folder(context, settings)
+    return out if (out / "meta.json").exists() else None
+
+
+def begin_pair(context: bpy.types.Context, settings: BackendSettings, *, overwrite: bool = False) -> Run:
+    """Start rendering the active object's benchmark video (original, edited, mask, meta.json) in the
+    background with the benchmark builder's own code, then (re)writing the benchmark's manifest.json.
+    The video renders into ``<name>.partial`` and replaces an existing one only when complete, so a
+    cancelled overwrite keeps the old video. Returns the :class:`Run` (see :mod:`.jobs`)."""
+    if jobs.busy():
+        raise ValueError("a z2h task is already running: cancel it first")
     scene, props = context.scene, context.scene.z2h
     obj = context.view_layer.objects.active
     if obj is None:
         raise ValueError("select the object to edit (make it the active object)")
     start, end = frame_range(scene)
-    bench_dir = output_root(scene, settings) / "bench"
-    out = bench_dir / video_name(scene, obj)
+    out = pair_folder(context, settings)
     if (out / "meta.json").exists() and not overwrite:
-        raise FileExistsError(f"{out} already holds a rendered video: change the video name or overwrite")
-    resolution = (props.resolution_x, props.resolution_y)
-    bench.module("render").render_pair(
-        scene, obj.name, rendering.make_edit(obj, props), out, frame_start=start, frame_end=end,
-        resolution=resolution, engine=props.engine, samples=props.samples, anchor=_anchor(scene, start, end),
-        progress=progress)
-    bench.module("manifest").write_manifest(
-        bench_dir, {"resolution": list(resolution), "engine": props.engine, "samples": props.samples,
-                    "source": "blender-addon"})
-    return out
+        raise FileExistsError(f"{out} already holds a rendered video: change the video name, or press "
+                              f"'Overwrite {out.name}'")
+    resolution = [props.resolution_x, props.resolution_y]
+    edit = {k: v for k, v in dataclasses.asdict(rendering.make_edit(obj, props)).items() if v is not None}
+    task = {"kind": "pair", "object": obj.name, "edit": edit, "out": str(out), "bench": str(out.parent),
+            "frames": [start, end], "resolution": resolution, "engine": props.engine,
+            "samples": props.samples, "anchor": _anchor(scene, start, end),
+            "settings": {"resolution": resolution, "engine": props.engine, "samples": props.samples,
+                         "source": "blender-addon"}}
+    work = Path(settings.cache_dir) / "pairs" / out.name
+    run = jobs.Run("pair", background.start(scene, work / "worker", task, work / "render.log"),
+                   render_share=1.0, unit="image", run_dir=out)
+    jobs._active.clear()
+    jobs._active.update(run=run, scene=scene.name)
+    props.job_status, props.job_stage, props.job_progress, props.job_message = "running", "Starting", 0.0, ""
+    props.job_log, props.job_eta, props.job_tail = "", -1.0, ""
+    return run
+
+
+def finish_pair(scene: bpy.types.Scene, state) -> tuple[str, str]:
+    """Collect a finished Render Pair run. Returns (report type, message)."""
+    run = jobs._active.get("run")
+    jobs._active.clear()
+    if state.status == "done" and run is not None:
+        return "INFO", f"Benchmark video written to {run.run_dir}"
+    if state.status == "cancelled":
+        return "WARNING", "Render pair: cancelled (an existing video was kept)"
+    return "ERROR", f"Render pair: {state.message}"
 
 
 def export_spec(context: bpy.types.Context, path: str | Path) -> tuple[Path, list[str]]:

@@ -1,10 +1,54 @@
-"""The "Z2H" tab of the 3D view sidebar: Benchmark and Edit panels."""
+"""The "Z2H" tab of the 3D view sidebar (Benchmark and Edit panels) and the status-bar progress."""
 
 from __future__ import annotations
 
 import bpy
 
-from . import jobs
+from . import jobs, pair
+from .preferences import backend_settings
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress_text(props) -> str:
+    """One line for the panel and the status bar, e.g. "35% · Rendering frame 12/48 · ~0:40 left"."""
+    text = f"{props.job_progress:.0%} · {props.job_stage or 'Starting'}"
+    if props.job_eta >= 0:
+        text += f" · ~{_clock(props.job_eta)} left in this stage"
+    return text
+
+
+def _draw_progress(layout, props) -> None:
+    layout.progress(factor=props.job_progress, type="BAR", text=progress_text(props))
+    row = layout.row(align=True)
+    row.operator("z2h.cancel", icon="CANCEL")
+    row.operator("z2h.open_log", text="", icon="TEXT")
+
+
+def _draw_outcome(layout, props) -> None:
+    """The last task's error (with the log's last lines) or cancellation."""
+    if props.job_status not in ("error", "cancelled") or not props.job_message:
+        return
+    box = layout.box()
+    box.label(text=props.job_message, icon="ERROR" if props.job_status == "error" else "CANCEL")
+    for line in props.job_tail.splitlines():
+        box.label(text=line)
+    if props.job_log:
+        box.operator("z2h.open_log", icon="TEXT")
+
+
+def draw_status_bar(self, context) -> None:
+    """Appended to Blender's status bar while a z2h task runs."""
+    if not jobs.busy():
+        return
+    props = jobs.active_scene(context.scene).z2h
+    row = self.layout.row()
+    row.progress(factor=props.job_progress, type="BAR", text="Z2H " + progress_text(props))
+    row.operator("z2h.cancel", text="", icon="CANCEL")
 
 
 class _Z2HPanel:
@@ -48,7 +92,15 @@ class Z2H_PT_benchmark(_Z2HPanel, bpy.types.Panel):
         _draw_render_settings(layout, scene)
         layout.prop(scene.z2h, "video_name")
         layout.prop(scene.z2h, "output_dir")
+        run = jobs.active_job()
+        if jobs.busy() and run is not None and run.kind == "pair":
+            _draw_progress(layout, scene.z2h)
+            return
         layout.operator("z2h.render_pair", icon="RENDER_ANIMATION")
+        existing = pair.existing_pair(context, backend_settings(context)) if obj is not None else None
+        if existing is not None:  # a second Render Pair needs an explicit overwrite
+            op = layout.operator("z2h.render_pair", text=f"Overwrite {existing.name}", icon="ERROR")
+            op.overwrite = True
         layout.operator("z2h.export_spec", icon="EXPORT")
 
 
@@ -65,13 +117,14 @@ class Z2H_PT_edit(_Z2HPanel, bpy.types.Panel):
         else:
             _draw_edit_settings(layout, props)
         layout.prop(props, "rerender")
-        if jobs.busy():
-            text = f"{props.job_stage or 'starting'}: {props.job_progress:.0%}"
-            layout.progress(factor=props.job_progress, type="BAR", text=text)
-            layout.operator("z2h.cancel", icon="CANCEL")
-        else:
-            layout.operator("z2h.run_edit", icon="PLAY")
-            if props.job_status in ("error", "cancelled") and props.job_message:
-                layout.label(text=props.job_message, icon="ERROR")
-            elif props.result_dir:
-                layout.label(text=f"Result: {props.result_dir}", icon="CHECKMARK")
+        run = jobs.active_job()
+        if jobs.busy() and run is not None and run.kind == "edit":
+            _draw_progress(layout, props)
+            return
+        layout.operator("z2h.run_edit", icon="PLAY")
+        _draw_outcome(layout, props)
+        if props.result_dir and props.job_status == "done":
+            layout.label(text=f"Result: {props.result_dir}", icon="CHECKMARK")
+            row = layout.row(align=True)
+            row.operator("z2h.open_result", icon="FILE_FOLDER")
+            row.operator("z2h.open_log", icon="TEXT")

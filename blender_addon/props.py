@@ -64,6 +64,9 @@ class Z2H_SceneProps(bpy.types.PropertyGroup):
     job_stage: StringProperty(name="Stage", default="")
     job_progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     job_message: StringProperty(name="Message", default="")
+    job_eta: FloatProperty(name="Time left in this stage (s)", default=-1.0)  # -1: not known yet
+    job_log: StringProperty(name="Log", subtype="FILE_PATH", default="")
+    job_tail: StringProperty(name="Last log lines", default="")  # shown when a task failed
     result_dir: StringProperty(name="Result", subtype="DIR_PATH", default="")
 
 

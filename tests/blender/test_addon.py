@@ -20,12 +20,12 @@ bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402  (only importable once bpy is)
 import numpy as np  # noqa: E402
 
-from z2h.benchmark.blender_compat import all_strips, node_tree, strips  # noqa: E402
+from z2h.benchmark.blender_compat import all_strips, fcurves, node_tree, strips  # noqa: E402
 from z2h.benchmark.png import read_header, read_png, write_png  # noqa: E402
 
 MODULE = "z2h.blender_addon"
 CLASSES = ["Z2H_OT_render_pair", "Z2H_OT_export_spec", "Z2H_OT_run_edit", "Z2H_OT_cancel",
-           "Z2H_OT_check_backend", "Z2H_PT_benchmark", "Z2H_PT_edit"]
+           "Z2H_OT_open_log", "Z2H_OT_open_result", "Z2H_OT_check_backend", "Z2H_PT_benchmark", "Z2H_PT_edit"]
 ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_EDIT = textwrap.dedent(
@@ -158,6 +158,13 @@ def _wait(job, timeout=30.0):
 
 
 # ------------------------------------------------------------------------------------ registration
+def _status_bar_functions():
+    from z2h.blender_addon.panels import draw_status_bar
+
+    funcs = getattr(bpy.types.STATUSBAR_HT_header.draw, "_draw_funcs", [])
+    return [f for f in funcs if f is draw_status_bar]
+
+
 def test_register_unregister_leaves_nothing_behind(addon):
     from z2h.blender_addon import cancel_on_load
 
@@ -169,8 +176,10 @@ def test_register_unregister_leaves_nothing_behind(addon):
     assert hasattr(bpy.types.Scene, "z2h")
     assert sum(h.__name__ == "cancel_on_load" for h in bpy.app.handlers.load_pre) == 1
 
+    assert len(_status_bar_functions()) == 1
     addon.register()  # twice (a script reload): replaces, never duplicates
     assert sum(h.__name__ == "cancel_on_load" for h in bpy.app.handlers.load_pre) == 1
+    assert len(_status_bar_functions()) == 1
 
     addon_utils.disable(MODULE, default_set=True)
     try:
@@ -180,6 +189,7 @@ def test_register_unregister_leaves_nothing_behind(addon):
         assert not hasattr(bpy.types.Scene, "z2h")
         assert cancel_on_load not in bpy.app.handlers.load_pre
         assert not any(h.__name__ == "cancel_on_load" for h in bpy.app.handlers.load_pre)
+        assert _status_bar_functions() == []
         assert MODULE not in bpy.context.preferences.addons
         addon.unregister()  # unregistering again is harmless
     finally:
@@ -261,15 +271,25 @@ def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp
 
     kind, message = jobs.finish_edit(scene, state)
     assert kind == "INFO", message
+    # Original (channel 1, left) and edit (channel 2, right) side by side, at the scene's frame rate.
     result = bpy.data.scenes["Z2H Box"]
-    strip = strips(result.sequence_editor)["Z2H Box"]
+    strip, original = (strips(result.sequence_editor)[n] for n in ("Z2H Box", "Z2H Box original"))
     assert [e.filename for e in strip.elements] == ["0000.png", "0001.png", "0002.png"]
-    assert strip.frame_final_start == 1 and strip.frame_final_duration == 3
-    assert (result.frame_start, result.frame_end) == (1, 3)
+    assert strip.frame_final_start == original.frame_final_start == 1 and strip.frame_final_duration == 3
+    assert (strip.channel, original.channel) == (2, 1)
+    assert (original.transform.offset_x, strip.transform.offset_x) == (-16, 16)
+    assert (result.render.resolution_x, result.render.resolution_y) == (64, 32)
+    assert result.render.fps == scene.render.fps and (result.frame_start, result.frame_end) == (1, 3)
     assert Path(bpy.path.abspath(strip.directory)) == Path(args["--out"]) / "frames"
+    assert Path(bpy.path.abspath(original.directory)) == video
     assert bpy.data.images["Z2H Box"].source == "SEQUENCE"
     assert scene.z2h.result_dir == args["--out"]
-    assert Path(args["--out"]).parent == tmp_path / "out" / "edits"
+    # One folder per run: the backend's result and both logs.
+    run_dir = Path(args["--out"]).parent
+    assert run_dir.parent == tmp_path / "out" / "edits"
+    assert "--reference" in (run_dir / "backend.log").read_text().splitlines()[0]  # the command line
+    assert "worker.py" in (run_dir / "render.log").read_text().splitlines()[0]
+    assert scene.z2h.job_log == str(run_dir / "backend.log")
     assert jobs.active_job() is None
     # The 3D scene itself got no strips, so its own renders stay renders of the 3D scene.
     assert scene.sequence_editor is None or len(all_strips(scene.sequence_editor)) == 0
@@ -299,8 +319,7 @@ def test_original_render_is_cached_until_settings_change(fake_backend, tmp_path)
     assert read_header(video / "0000.png")[:2] == (24, 32)
 
 
-@pytest.mark.parametrize("change", ["move the wall", "recolour the wall", "move a key"])
-def test_a_changed_scene_is_rendered_again(fake_backend, tmp_path, change):
+def test_a_changed_scene_is_rendered_again(fake_backend, tmp_path):
     """Stale originals would disagree with the freshly rendered reference (issue 12)."""
     from z2h.blender_addon import jobs
 
@@ -310,17 +329,41 @@ def test_a_changed_scene_is_rendered_again(fake_backend, tmp_path, change):
     argv = json.loads(fake_backend.read_text())["argv"]
     video = Path(argv[argv.index("--video") + 1])
     before = [read_png(video / f"{i:04d}.png") for i in range(3)]
-    if change == "move the wall":
-        scene.objects["Wall"].location.z += 3.0
-    elif change == "recolour the wall":
-        bpy.data.materials["WallMat"].diffuse_color = (0.1, 0.6, 0.1, 1.0)
-    else:  # the box ends somewhere else: frame 3 differs, frame 1 does not
-        fcurve = next(fc for fc in jobs.bench.module("blender_compat").fcurves(box) if fc.array_index == 0)
-        fcurve.keyframe_points[-1].co.y = 0.0
+    scene.objects["Wall"].location.z += 3.0
     state, _ = _wait(jobs.start_edit(bpy.context))
     jobs.finish_edit(scene, state)
     after = [read_png(video / f"{i:04d}.png") for i in range(3)]
-    assert not np.array_equal(before[2], after[2])  # the originals show the scene as it is now
+    assert all(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))  # the scene as it is now
+
+
+def test_scene_fingerprint_follows_what_a_render_sees(addon, tmp_path):
+    from z2h.blender_addon.fingerprint import scene_fingerprint
+
+    scene, box = make_scene(tmp_path)
+    seen = [scene_fingerprint(scene)]
+
+    def changed() -> bool:
+        seen.append(scene_fingerprint(scene))
+        return seen[-1] != seen[-2]
+
+    scene.frame_current = 3
+    box.select_set(True)
+    assert not changed()  # another anchor or selection renders the same frames
+    bpy.data.materials["WallMat"].diffuse_color = (0.1, 0.6, 0.1, 1.0)
+    assert changed()
+    fcurve = next(fc for fc in fcurves(box) if fc.array_index == 0)
+    fcurve.keyframe_points[-1].co.y = 0.0  # the box ends elsewhere; frame 1 is the same
+    assert changed()
+    light = bpy.data.objects.new("Lamp", bpy.data.lights.new("Lamp", "POINT"))
+    scene.collection.objects.link(light)
+    assert changed()
+    light.data.energy = 5.0
+    assert changed()
+    box.data.vertices[0].co.x += 0.1
+    assert changed()
+    scene.view_settings.view_transform = "Filmic" if bpy.app.version < (4, 0, 0) else "AgX"
+    assert changed()
+    assert scene_fingerprint(scene) == seen[-1]  # stable
 
 
 def test_run_edit_operator_blocking_and_backend_error(fake_backend, tmp_path, monkeypatch):
@@ -380,10 +423,12 @@ def test_cancel_operator_kills_the_backend(fake_backend, tmp_path, monkeypatch):
     monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
     scene, _ = make_scene(tmp_path)
     job = jobs.start_edit(bpy.context)
-    assert bpy.ops.z2h.run_edit.poll() is False  # one job at a time
-    while jobs.poll_step(scene, job).step < 2:
+    assert bpy.ops.z2h.run_edit.poll() is False and bpy.ops.z2h.render_pair.poll() is False  # one at a time
+    while job.phase != "backend" or jobs.poll_step(scene, job).step < 2:
+        jobs.poll_step(scene, job)
         time.sleep(0.02)
-    assert 0.0 < scene.z2h.job_progress < 0.1
+    assert jobs.RENDER_SHARE < scene.z2h.job_progress < jobs.RENDER_SHARE + 0.1
+    assert scene.z2h.job_stage.startswith("Propagating the edit frame ")
     assert bpy.ops.z2h.cancel() == {"FINISHED"}
     state, _ = _wait(job, timeout=10)
     assert state.status == "cancelled" and state.returncode == 130
@@ -399,7 +444,8 @@ def test_closing_the_file_cancels_a_running_backend(fake_backend, tmp_path, monk
     monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
     make_scene(tmp_path)
     job = jobs.start_edit(bpy.context)
-    while not fake_backend.exists():
+    while not fake_backend.exists():  # the UI's timer advances the run from the render to the backend
+        jobs.poll_step(bpy.context.scene, job)
         time.sleep(0.02)
     pid = json.loads(fake_backend.read_text())["pid"]  # the python behind the shell wrapper
     bpy.ops.wm.read_homefile(use_empty=True)  # runs the load_pre handler
@@ -431,7 +477,14 @@ def test_render_pair_writes_a_benchmark_that_check_accepts(addon, tmp_path):
     assert (original[mask][:, 0] > 100).mean() > 0.9
     with pytest.raises(RuntimeError, match="already holds a rendered video"):  # never overwritten silently
         bpy.ops.z2h.render_pair()
+    # ... but the panel now offers the overwrite, as a second button that sets the operator's option.
+    from z2h.blender_addon.panels import Z2H_PT_benchmark
+
+    drawn = [e for e in _draw(Z2H_PT_benchmark) if e[0] == "operator" and e[1] == "z2h.render_pair"]
+    buttons = [(e[2], getattr(e[3], "overwrite", False)) for e in drawn]
+    assert buttons == [(None, False), ("Overwrite Box", True)]
     assert bpy.ops.z2h.render_pair(overwrite=True) == {"FINISHED"}
+    assert check_benchmark(bench)[0] == []
 
 
 def test_export_spec_rebuilds_the_same_motion(addon, tmp_path):
@@ -478,10 +531,10 @@ class _Event:
 class _ModalStandIn:
     """The operator's methods on a plain object: modal() cannot be reached through bpy.ops headless."""
 
-    def __init__(self):
-        from z2h.blender_addon.operators import Z2H_OT_run_edit
+    def __init__(self, cls_name: str = "Z2H_OT_run_edit"):
+        from z2h.blender_addon import operators
 
-        self.cls, self._timer, self._steps, self.reports = Z2H_OT_run_edit, None, None, []
+        self.cls, self._timer, self.reports = getattr(operators, cls_name), None, []
 
     def report(self, kind, message):
         self.reports.append((sorted(kind)[0], message))
@@ -493,66 +546,101 @@ class _ModalStandIn:
         return self.cls.modal(self, context, event)
 
 
+def _tick_until_done(op, scene, timeout=60.0):
+    """Timer ticks until the operator finishes; returns its result and (stage, progress) per tick."""
+    progress, deadline = [], time.monotonic() + timeout
+    while (result := op.modal(bpy.context, _Event("TIMER"))) == {"PASS_THROUGH"}:
+        progress.append((scene.z2h.job_stage, round(scene.z2h.job_progress, 3)))
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return result, progress
+
+
 def test_modal_handler_polls_until_done_and_loads_the_result(fake_backend, tmp_path):
     from z2h.blender_addon import jobs
 
     scene, _ = make_scene(tmp_path)
     op = _ModalStandIn()
-    op._steps = jobs.begin_edit(bpy.context)  # what invoke() does before adding the timer
-    assert op._advance(bpy.context) and jobs.preparing()
-    assert scene.z2h.job_stage == "render"
-    assert scene.z2h.job_progress == pytest.approx(1 / 4)  # 3 frames + the reference
+    assert op._start(bpy.context)  # what invoke() does before adding the timer
     assert op.modal(bpy.context, _Event("MOUSEMOVE")) == {"PASS_THROUGH"}  # the user keeps working
-    assert scene.frame_current == 2  # between ticks the scene is the user's, not the renderer's
-    progress = []
-    deadline = time.monotonic() + 30
-    while (result := op.modal(bpy.context, _Event("TIMER"))) == {"PASS_THROUGH"}:
-        progress.append((scene.z2h.job_stage, round(scene.z2h.job_progress, 3)))
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    assert progress[:3] == [("render", 0.5), ("render", 0.75), ("render", 1.0)]  # one frame per tick
+    assert scene.frame_current == 2  # the render happens in another process
+    result, progress = _tick_until_done(op, scene)
     assert result == {"FINISHED"} and op.reports[-1][0] == "INFO"
-    assert scene.z2h.job_progress == 1.0 and "Z2H Box" in bpy.data.scenes
+    stages = [stage for stage, _ in progress]
+    renders = [st for st in stages if st.startswith("Rendering frame ")]
+    assert renders and renders[-1] == "Rendering frame 4/4"  # 3 originals + the recoloured anchor
+    assert any(st.startswith("Propagating the edit frame ") for st in stages)
+    fractions = [f for _, f in progress]
+    assert fractions == sorted(fractions) and scene.z2h.job_progress == 1.0
+    assert all(f <= jobs.RENDER_SHARE for st, f in progress if st.startswith("Rendering"))
+    assert "Z2H Box" in bpy.data.scenes
 
 
-def test_cancel_while_inputs_render_stops_before_the_backend(fake_backend, tmp_path):
+def test_cancel_mid_render_stops_the_worker_and_keeps_no_partial_originals(fake_backend, tmp_path):
+    """Esc while the originals render: the background Blender dies mid-frame, nothing looks finished."""
     from z2h.blender_addon import jobs
 
-    scene, box = make_scene(tmp_path)
+    scene, box = make_scene(tmp_path, frames=400)  # ~0.05 s a frame: seconds of rendering
     user_settings = (scene.render.engine, scene.render.resolution_x, scene.frame_current)
     op = _ModalStandIn()
-    op._steps = jobs.begin_edit(bpy.context)
-    assert op._advance(bpy.context)
+    assert op._start(bpy.context)
+    run = jobs.active_job()
+    deadline = time.monotonic() + 60
+    while jobs.poll_step(scene, run).step < 2:  # the worker is rendering frames
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert run.phase == "render" and scene.z2h.job_stage.startswith("Rendering frame ")
     assert bpy.ops.z2h.cancel.poll() and not bpy.ops.z2h.run_edit.poll()
+    worker = run.proc.pid
+    t0 = time.monotonic()
     assert op.modal(bpy.context, _Event("ESC", "PRESS")) == {"RUNNING_MODAL"}
-    assert op.modal(bpy.context, _Event("TIMER")) == {"CANCELLED"}
-    assert op.reports == [("WARNING", "z2h: edit cancelled")]
+    result, progress = _tick_until_done(op, scene, timeout=10)
+    latency = time.monotonic() - t0
+    assert result == {"CANCELLED"} and op.reports == [("WARNING", "z2h: cancelled")]
+    assert pid_gone(worker) and latency < 5.0
+    done_frames = run.job.poll().step
+    assert done_frames < 400  # stopped in the middle, not after the last frame
     assert not fake_backend.exists() and not jobs.busy()  # the backend never started
     assert (scene.render.engine, scene.render.resolution_x, scene.frame_current) == user_settings
-    assert (tmp_path / "cache").exists() and not list((tmp_path / "cache").rglob("original/0000.png"))
-    # Closing the file while inputs render: the generator is closed, nothing is left in flight.
-    steps = jobs.begin_edit(bpy.context)
-    next(steps)
-    bpy.ops.wm.read_homefile(use_empty=True)
-    assert not jobs.busy() and not fake_backend.exists()
+    cache = tmp_path / "cache"
+    assert not list(cache.rglob("original/0000.png")) and not list(cache.rglob("original/render.json"))
+    assert scene.z2h.job_status == "cancelled"
 
 
-def test_modal_handler_cancels_on_escape(fake_backend, tmp_path, monkeypatch):
+def test_modal_handler_cancels_the_backend_on_escape(fake_backend, tmp_path, monkeypatch):
     from z2h.blender_addon import jobs
 
     monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
     scene, _ = make_scene(tmp_path)
-    job = jobs.start_edit(bpy.context)
-    op = _ModalStandIn()  # the backend is running: no input steps left
-    while jobs.poll_step(scene, job).step < 1:
+    op = _ModalStandIn()
+    assert op._start(bpy.context)
+    run = jobs.active_job()
+    while run.phase != "backend" or jobs.poll_step(scene, run).step < 1:
+        jobs.poll_step(scene, run)
         time.sleep(0.02)
     assert op.modal(bpy.context, _Event("ESC", "PRESS")) == {"RUNNING_MODAL"}
-    deadline = time.monotonic() + 10
-    while (result := op.modal(bpy.context, _Event("TIMER"))) == {"PASS_THROUGH"}:
-        assert time.monotonic() < deadline
+    result, _ = _tick_until_done(op, scene, timeout=10)
+    assert result == {"CANCELLED"} and op.reports[-1] == ("WARNING", "z2h: cancelled")
+    assert not run.group_alive() and jobs.active_job() is None
+
+
+def test_render_pair_in_the_background_and_cancel(addon, tmp_path):
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path, frames=200)
+    op = _ModalStandIn("Z2H_OT_render_pair")
+    op.overwrite = False
+    assert op._start(bpy.context)
+    run = jobs.active_job()
+    while jobs.poll_step(scene, run).step < 2:
         time.sleep(0.02)
-    assert result == {"CANCELLED"} and op.reports[-1] == ("WARNING", "z2h: edit cancelled")
-    assert not job.group_alive() and jobs.active_job() is None
+    assert scene.z2h.job_stage.startswith("Rendering image ") and scene.z2h.job_stage.endswith("/800")
+    assert 0 < scene.z2h.job_progress < 0.5
+    assert op.modal(bpy.context, _Event("ESC", "PRESS")) == {"RUNNING_MODAL"}
+    result, _ = _tick_until_done(op, scene, timeout=10)
+    assert result == {"CANCELLED"} and "cancelled" in op.reports[-1][1]
+    assert pid_gone(run.proc.pid)
+    assert not (tmp_path / "out" / "bench" / "Box").exists()  # only Box.partial: nothing looks finished
 
 
 class _Layout:
@@ -565,10 +653,12 @@ class _Layout:
         assert name in data.bl_rna.properties, name
         self.log.append(("prop", name))
 
-    def operator(self, idname, **kw):
+    def operator(self, idname, text=None, **kw):
         module, name = idname.split(".")
         assert getattr(getattr(bpy.ops, module), name).idname()  # a registered operator
-        self.log.append(("operator", idname))
+        props = type("OperatorProperties", (), {})()
+        self.log.append(("operator", idname, text, props))
+        return props
 
     def label(self, text="", **kw):
         self.log.append(("label", text))
@@ -577,6 +667,9 @@ class _Layout:
         self.log.append(("progress", round(factor, 3), text))
 
     def row(self, **kw):
+        return self
+
+    def box(self, **kw):
         return self
 
     def column(self, **kw):
@@ -590,35 +683,70 @@ def _draw(panel_cls):
     return log
 
 
+def _ops(log):
+    return [entry[1] for entry in log if entry[0] == "operator"]
+
+
 def test_panels_draw_settings_progress_and_cancel(fake_backend, tmp_path, monkeypatch, prefs):
-    from z2h.blender_addon import jobs
+    from z2h.blender_addon import jobs, panels
     from z2h.blender_addon.panels import Z2H_PT_benchmark, Z2H_PT_edit
 
     scene, _ = make_scene(tmp_path)
     bench = _draw(Z2H_PT_benchmark)
-    assert ("operator", "z2h.render_pair") in bench and ("operator", "z2h.export_spec") in bench
+    assert {"z2h.render_pair", "z2h.export_spec"} <= set(_ops(bench))
     assert ("label", "Object: Box") in bench and ("prop", "color") in bench
     idle = _draw(Z2H_PT_edit)
-    assert ("label", "Anchor: frame 2") in idle and ("operator", "z2h.run_edit") in idle
+    assert ("label", "Anchor: frame 2") in idle and "z2h.run_edit" in _ops(idle)
     assert not any(entry[0] == "progress" for entry in idle)
 
     monkeypatch.setenv("Z2H_FAKE_MODE", "slow")
-    job = jobs.start_edit(bpy.context)
-    while jobs.poll_step(scene, job).step < 4:
+    run = jobs.start_edit(bpy.context)
+    while run.phase != "backend" or jobs.poll_step(scene, run).step < 4:
+        jobs.poll_step(scene, run)
         time.sleep(0.02)
     running = _draw(Z2H_PT_edit)
     bar = next(entry for entry in running if entry[0] == "progress")
-    assert bar[1] == pytest.approx(scene.z2h.job_progress) and bar[1] > 0 and bar[2].startswith("zero: ")
-    assert ("operator", "z2h.cancel") in running and ("operator", "z2h.run_edit") not in running
+    assert bar[1] == pytest.approx(scene.z2h.job_progress, abs=1e-3) and bar[1] > jobs.RENDER_SHARE
+    assert bar[2].startswith(f"{scene.z2h.job_progress:.0%} · Propagating the edit frame ")
+    assert "left in this stage" in bar[2]  # a time estimate once the stage has made steps
+    assert {"z2h.cancel", "z2h.open_log"} <= set(_ops(running)) and "z2h.run_edit" not in _ops(running)
+    status = []  # the status bar shows the same line while the task runs
+    panels.draw_status_bar(type("H", (), {"layout": _Layout(status)})(), bpy.context)
+    assert status[0][0] == "progress" and status[0][2].startswith("Z2H ") and "z2h.cancel" in _ops(status)
     jobs.cancel_active(wait=True)
-    jobs.finish_edit(scene, _wait(job)[0])
+    jobs.finish_edit(scene, _wait(run)[0])
     assert ("label", "cancelled") in _draw(Z2H_PT_edit)
+    status = []
+    panels.draw_status_bar(type("H", (), {"layout": _Layout(status)})(), bpy.context)
+    assert status == []  # nothing in the status bar when idle
+
+    # A failure shows its message and the log's last lines, with a button to open the log.
+    monkeypatch.setenv("Z2H_FAKE_MODE", "error")
+    with pytest.raises(RuntimeError, match="the fake says no"):
+        bpy.ops.z2h.run_edit()
+    failed = _draw(Z2H_PT_edit)
+    assert ("label", "z2h backend: anchor 1 is fine but the fake says no") in failed or \
+        ("label", "anchor 1 is fine but the fake says no") in failed
+    assert "z2h.open_log" in _ops(failed) and Path(scene.z2h.job_log).is_file()
 
     prefs_log = []
     delegate = {"layout": _Layout(prefs_log), "__getattr__": lambda self, n: getattr(prefs, n)}
     stand_in = type("P", (), delegate)()
     type(prefs).draw(stand_in, bpy.context)
-    assert ("operator", "z2h.check_backend") in prefs_log and ("prop", "backend_python") in prefs_log
+    assert "z2h.check_backend" in _ops(prefs_log) and ("prop", "backend_python") in prefs_log
+
+
+def test_greyed_out_buttons_say_why(addon, tmp_path):
+    scene, box = make_scene(tmp_path)
+    bpy.context.view_layer.objects.active = None
+    assert not bpy.ops.z2h.render_pair.poll()
+    with pytest.raises(RuntimeError, match="Select the mesh object to edit"):
+        bpy.ops.z2h.render_pair()
+    scene.camera = None
+    with pytest.raises(RuntimeError, match="no active camera"):
+        bpy.ops.z2h.run_edit()
+    with pytest.raises(RuntimeError, match="Nothing is running"):
+        bpy.ops.z2h.cancel()
 
 
 def test_recolour_touches_only_the_object_and_restores_everything(addon, tmp_path):
