@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .validate import FORMAT, VERSION, read_json, validate_manifest
+from .validate import FORMAT, VERSION, read_json, validate_manifest, validate_meta
 
 __all__ = ["FORMAT", "VERSION", "read_manifest", "video_dirs", "write_manifest"]
 
@@ -22,7 +22,7 @@ def write_manifest(bench: str | Path, settings: dict, seed: int = 0) -> dict:
     bench = Path(bench)
     videos = []
     for d in video_dirs(bench):
-        meta = json.loads((d / "meta.json").read_text())
+        meta = validate_meta(read_json(d / "meta.json"), d / "meta.json")  # one line naming a bad file
         videos.append({"name": d.name, "frames": meta["frames"], "anchor": meta["anchor"]})
     manifest = {
         "format": FORMAT,

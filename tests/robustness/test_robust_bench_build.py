@@ -100,3 +100,13 @@ def test_resume_refuses_other_settings_and_keeps_files(spec, tmp_path, capsys):
     assert main([*base, "--resume"]) == 0
     assert (out / "tiny" / ".build.json").exists()
     assert main(["bench", "check", str(out)]) == 0
+
+
+def test_manifest_writer_names_a_corrupt_meta(tmp_path):
+    from z2h.benchmark.manifest import write_manifest
+    from z2h.benchmark.validate import BenchFormatError
+
+    (tmp_path / "vid").mkdir()
+    (tmp_path / "vid" / "meta.json").write_text('{"name": "vid", "frames": ')
+    with pytest.raises(BenchFormatError, match=r"vid/meta.json: not valid JSON"):
+        write_manifest(tmp_path, {})
