@@ -4,7 +4,9 @@ Plain Python (no bpy) so it is testable anywhere. Torch never loads inside Blend
 the backend in its own process group, a background thread reads one JSON object per stdout line
 (see docs/architecture.md, "Progress JSON lines") into a lock-protected :class:`JobState`, and the
 UI polls :meth:`BackendJob.poll` from a timer. :meth:`BackendJob.cancel` terminates the whole group,
-so a backend's own workers (e.g. ffmpeg) die with it.
+so a backend's own workers (e.g. ffmpeg) die with it. On Windows, which has no process groups of that
+kind, no killpg and no SIGKILL, the job starts in a new console process group, Cancel sends it
+CTRL_BREAK_EVENT (the backend stops cooperatively) and escalates to ``taskkill /F /T`` (the tree).
 """
 
 from __future__ import annotations
@@ -19,9 +21,26 @@ import threading
 import time
 from collections.abc import Sequence
 
+
+def is_windows() -> bool:
+    """The platform branch (a function, so tests can simulate Windows on Linux)."""
+    return os.name == "nt"
+
+
 # Exit codes of `z2h edit` (docs/architecture.md).
 EXIT_CANCELLED = 130
 STDERR_TAIL = 40
+
+
+STOP, KILL = "stop", "kill"
+SIGKILL = getattr(signal, "SIGKILL", 9)  # not defined on Windows
+
+
+def _group_options() -> dict:
+    """Popen options that give the job its own process group, so cancel() reaches grandchildren."""
+    if is_windows():
+        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
+    return {"start_new_session": True}
 
 
 class BackendError(RuntimeError):
@@ -100,7 +119,7 @@ class BackendJob:
                 bufsize=1,
                 env=full_env,
                 cwd=cwd,
-                start_new_session=True,  # own process group: cancel() reaches grandchildren too
+                **_group_options(),
             )
         except OSError as exc:
             self._write_log(f"cannot start: {exc}")
@@ -200,7 +219,7 @@ class BackendJob:
             s.message = self._stderr_message() or f"the backend exited with code {rc} after 'done'"
         if s.status != "running":
             return
-        if self._cancel_requested or rc in (EXIT_CANCELLED, -signal.SIGTERM, -signal.SIGKILL, -signal.SIGINT):
+        if self._cancel_requested or rc in (EXIT_CANCELLED, -signal.SIGTERM, -signal.SIGINT, -SIGKILL):
             s.status, s.message, s.partial = "cancelled", "cancelled", True
         elif rc == 0:
             s.status, s.message = "done", "done"
@@ -220,7 +239,10 @@ class BackendJob:
         return self.proc.poll() is None
 
     def group_alive(self) -> bool:
-        """Whether any process of the job's group (the backend or a child of it) still exists."""
+        """Whether any process of the job's group (the backend or a child of it) still exists
+        (on Windows: the backend itself; ``taskkill /T`` takes its children with it)."""
+        if is_windows():
+            return self.proc.poll() is None
         try:
             os.killpg(self.pgid, 0)
         except ProcessLookupError:
@@ -233,7 +255,7 @@ class BackendJob:
         """Terminate the process group: SIGTERM (the backend stops cooperatively, exit 130), then
         SIGKILL after ``grace`` seconds for whatever is left. ``wait=False`` escalates on a thread."""
         self._cancel_requested = True
-        self._signal_group(signal.SIGTERM)
+        self._signal_group(STOP)
         if wait:
             self._escalate(grace)
         else:
@@ -246,15 +268,26 @@ class BackendJob:
             if not self.group_alive():
                 return
             time.sleep(0.05)
-        self._signal_group(signal.SIGKILL)
+        self._signal_group(KILL)
         try:
             self.proc.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
             pass
 
-    def _signal_group(self, sig: int) -> None:
+    def _signal_group(self, how: str) -> None:
+        """``STOP``: ask the whole group to stop; ``KILL``: end it now."""
+        if is_windows():
+            if how == STOP:
+                try:  # the console group of the backend gets Ctrl+Break (SIGBREAK in Python)
+                    os.kill(self.proc.pid, getattr(signal, "CTRL_BREAK_EVENT", 1))
+                except OSError:
+                    pass
+            else:
+                subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.proc.pid)], capture_output=True,
+                               stdin=subprocess.DEVNULL, check=False)
+            return
         try:
-            os.killpg(self.pgid, sig)
+            os.killpg(self.pgid, signal.SIGTERM if how == STOP else signal.SIGKILL)
         except ProcessLookupError:
             pass
 

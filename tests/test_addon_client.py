@@ -202,3 +202,48 @@ def test_real_z2h_edit_runs_when_available(tmp_path):
     assert state.events >= 2 and state.total > 0
     assert sorted(p.name for p in (tmp_path / "out" / "frames").iterdir()) == ["0000.png", "0001.png",
                                                                                "0002.png"]
+
+
+class _FakeWindowsProcess:
+    """What Popen returns, for a Windows backend that never runs (the platform is simulated)."""
+
+    def __init__(self, argv, **kwargs):
+        self.args, self.kwargs, self.pid, self.returncode = argv, kwargs, 4242, None
+        self.stdout, self.stderr = iter(()), iter(())
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self, timeout=None):
+        return self.returncode
+
+
+def test_windows_branch_uses_a_console_group_ctrl_break_and_taskkill(monkeypatch):
+    calls = []
+    monkeypatch.setattr(client, "is_windows", lambda: True)
+    monkeypatch.setattr(client.subprocess, "Popen", _FakeWindowsProcess)
+    monkeypatch.setattr(client.os, "kill", lambda pid, sig: calls.append(("kill", pid, sig)))
+    monkeypatch.setattr(client.os, "killpg", lambda *a: pytest.fail("os.killpg does not exist on Windows"))
+
+    def run(argv, **kwargs):
+        calls.append(("run", argv))
+        job.proc.returncode = 1  # taskkill /F ended the tree
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(client.subprocess, "run", run)
+    job = client.BackendJob(["python", "-m", "z2h", "edit"])
+    assert job.proc.kwargs["creationflags"] == getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)
+    assert "start_new_session" not in job.proc.kwargs
+    assert job.group_alive()
+    job.cancel(grace=0.2, wait=True)
+    # Ctrl+Break to the backend's console group first (it stops cooperatively), then the whole tree.
+    assert calls[0] == ("kill", 4242, getattr(signal, "CTRL_BREAK_EVENT", 1))
+    assert calls[1] == ("run", ["taskkill", "/F", "/T", "/PID", "4242"])
+    assert not job.group_alive() and job.poll().status == "cancelled"
+
+
+def test_posix_branch_starts_a_new_session(monkeypatch):
+    monkeypatch.setattr(client, "is_windows", lambda: False)
+    monkeypatch.setattr(client.subprocess, "Popen", _FakeWindowsProcess)
+    job = client.BackendJob(["python"])
+    assert job.proc.kwargs["start_new_session"] is True and "creationflags" not in job.proc.kwargs

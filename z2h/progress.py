@@ -114,3 +114,5 @@ class Reporter:
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
+        if hasattr(signal, "SIGBREAK"):  # Windows: the add-on's Cancel sends CTRL_BREAK_EVENT
+            signal.signal(signal.SIGBREAK, handler)
