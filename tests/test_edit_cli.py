@@ -128,11 +128,11 @@ def test_write_failure_is_reported_and_not_complete(cache, video, monkeypatch):
     real = io.write_image
     calls = []
 
-    def flaky(path, image):
+    def flaky(path, image, **options):
         calls.append(path)
         if path.parent.name == "frames" and len(calls) > 7:
             raise OSError(28, "No space left on device")
-        real(path, image)
+        real(path, image, **options)
 
     monkeypatch.setattr(io, "write_image", flaky)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
