@@ -98,16 +98,34 @@ def test_frames_round_trip_keeps_values(tmp_path):
     np.testing.assert_array_equal(read_frames(tmp_path / "f"), frames)
 
 
-def test_preview_takes_the_input_rate_and_keeps_its_audio(tmp_path):
-    """A 30 fps clip with sound: preview.mp4 was 24 fps and silent."""
+def _clip_30fps_with_sound(tmp_path):
     import imageio_ffmpeg
-    from conftest import write_random_vgg_cache
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     clip = tmp_path / "clip.mp4"
     subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=48x32:rate=30",
                     "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-t", "0.2", "-c:v", "libx264",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    return ffmpeg, clip
+
+
+def test_preview_writer_takes_rate_and_audio_of_the_input(tmp_path):
+    from z2h.io import video_fps
+
+    ffmpeg, clip = _clip_30fps_with_sound(tmp_path)
+    assert video_fps(clip) == 30 and video_fps(tmp_path) is None
+    write_video(tmp_path / "preview.mp4", read_frames(clip), fps=video_fps(clip), audio_from=clip)
+    probe = subprocess.run([ffmpeg, "-hide_banner", "-i", str(tmp_path / "preview.mp4")],
+                           capture_output=True, text=True).stderr
+    assert " 30 fps" in probe and "Audio: aac" in probe, probe
+
+
+@pytest.mark.slow  # ~20 s: a real z2h edit run
+def test_preview_takes_the_input_rate_and_keeps_its_audio(tmp_path):
+    """A 30 fps clip with sound: preview.mp4 was 24 fps and silent."""
+    from conftest import write_random_vgg_cache
+
+    ffmpeg, clip = _clip_30fps_with_sound(tmp_path)
     frames = read_frames(clip)
     write_image(tmp_path / "ref.png", 255 - frames[0])
     write_random_vgg_cache(tmp_path / "cache")
