@@ -24,7 +24,7 @@ import bpy
 from . import background, bench, fingerprint, rendering
 from .client import BackendError, BackendJob, JobState, edit_command
 from .preferences import BackendSettings, backend_settings
-from .props import frame_range
+from .props import frame_range, render_options
 
 # Readable names of the stages the render worker and `z2h edit` report (docs/architecture.md).
 STAGE_LABELS = {"render": "Rendering", "zero": "Propagating the edit", "hero-pairs": "Preparing refinement",
@@ -48,6 +48,7 @@ class EditInputs:
     out: Path
     frame_start: int
     name: str
+    resolution: tuple[int, int] = (0, 0)
 
 
 class Run:
@@ -188,24 +189,23 @@ def _unique(path: Path) -> Path:
     return candidate
 
 
-def _check_reference_size(path: Path, resolution: tuple[int, int]) -> None:
-    if path.suffix.lower() != ".png":
-        return  # the backend checks other formats itself
-    png = bench.module("png")
+def _check_reference(path: Path, resolution: tuple[int, int]) -> None:
+    """A PNG (RGB, grey or palette) or JPEG of the render's size; read by Blender itself."""
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise EditError(f"reference image {path}: use a PNG or JPEG file")
     try:
-        width, height = png.read_header(path)[:2]
-    except (OSError, ValueError) as exc:
-        raise EditError(f"reference image {path} is not a readable PNG: {exc}") from exc
+        image = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError as exc:
+        raise EditError(f"reference image {path} cannot be read: {exc}") from exc
+    try:
+        width, height = image.size
+    finally:
+        bpy.data.images.remove(image)
+    if (width, height) == (0, 0):
+        raise EditError(f"reference image {path} cannot be read (not an image?)")
     if (width, height) != tuple(resolution):
         raise EditError(f"reference image {path} is {width}x{height}, the render is "
                         f"{resolution[0]}x{resolution[1]}: match the resolution in the Z2H panel")
-
-
-def _check_reference(path: Path, resolution: tuple[int, int]) -> None:
-    if path.suffix.lower() == ".png":
-        _check_reference_size(path, resolution)
-    elif path.suffix.lower() not in (".jpg", ".jpeg"):
-        raise EditError(f"reference image {path}: use a PNG or JPEG file")
 
 
 def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = None) -> Run:
@@ -233,7 +233,10 @@ def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = No
     if scene.camera is None:
         raise EditError(f"scene {scene.name!r} has no active camera")
     anchor_frame = scene.frame_current
-    resolution = (props.resolution_x, props.resolution_y)
+    try:
+        resolution, engine, samples = render_options(scene)
+    except ValueError as exc:
+        raise EditError(str(exc)) from exc
     name = video_name(scene, obj)
     work = Path(settings.cache_dir) / "edits" / f"{_safe(Path(bpy.data.filepath).stem or 'untitled')}-{name}"
 
@@ -251,12 +254,12 @@ def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = No
     video = work / "original"
     # The scene's content is part of the key: a moved object or a changed light means new originals.
     stamp = {"blend": bpy.data.filepath, "scene": scene.name, "frames": [start, end],
-             "resolution": list(resolution), "engine": props.engine, "samples": props.samples,
+             "resolution": list(resolution), "engine": engine, "samples": samples,
              "content": fingerprint.scene_fingerprint(scene, start)}
     render_original = props.rerender or not rendering.cached_sequence(video, stamp)
     run_dir = _unique(output_root(scene, settings) / "edits" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     inputs = EditInputs(video=video, anchor=anchor_frame - start, reference=reference, out=run_dir / "result",
-                        frame_start=start, name=name)
+                        frame_start=start, name=name, resolution=resolution)
 
     def backend() -> BackendJob:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +272,7 @@ def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = No
     task = None
     if render_original or props.reference_mode == "RECOLOR":
         task = {"kind": "frames", "out": str(video), "frames": [start, end], "resolution": list(resolution),
-                "engine": props.engine, "samples": props.samples, "stamp": stamp,
+                "engine": engine, "samples": samples, "stamp": stamp,
                 "render_original": render_original}
         if props.reference_mode == "RECOLOR":
             edit = {k: v for k, v in dataclasses.asdict(rendering.make_edit(obj, props)).items()
@@ -323,7 +326,8 @@ def finish_edit(scene: bpy.types.Scene, state: JobState) -> tuple[str, str]:
     if state.status == "done" and inputs is not None:
         frames = inputs.out / "frames"
         try:
-            load_result(scene, frames, inputs.name, inputs.frame_start, original=inputs.video)
+            load_result(scene, frames, inputs.name, inputs.frame_start, original=inputs.video,
+                        resolution=inputs.resolution)
         except EditError as exc:
             return "ERROR", str(exc)
         scene.z2h.result_dir = str(inputs.out)
@@ -345,7 +349,7 @@ def _image_strip(strips, label: str, files: list[Path], channel: int, frame_star
 
 
 def load_result(scene: bpy.types.Scene, frames_dir: Path, name: str, frame_start: int,
-                original: Path | None = None):
+                original: Path | None = None, resolution: tuple[int, int] | None = None):
     """Show the edit (``frames_dir/*.png``) next to the ``original`` frames in the Video Sequencer of
     the scene "Z2H <name>" (a separate scene, so the 3D scene's own renders stay unaffected): the
     original on channel 1 at the left, the edit on channel 2 at the right, aligned with the source
@@ -356,7 +360,7 @@ def load_result(scene: bpy.types.Scene, frames_dir: Path, name: str, frame_start
         raise EditError(f"the backend wrote no frames to {frames_dir}")
     originals = sorted(Path(original).glob("*.png")) if original is not None else []
     label = f"Z2H {name}"
-    width, height = scene.z2h.resolution_x, scene.z2h.resolution_y
+    width, height = resolution or render_options(scene)[0]
     result = bpy.data.scenes.get(label) or bpy.data.scenes.new(label)
     result.render.resolution_x = width * (2 if originals else 1)
     result.render.resolution_y, result.render.resolution_percentage = height, 100

@@ -10,7 +10,7 @@ import bpy
 from . import background, jobs, rendering, spec_export
 from .jobs import Run, output_root, video_name
 from .preferences import BackendSettings
-from .props import frame_range
+from .props import frame_range, render_options
 
 
 def _anchor(scene, start: int, end: int) -> int:
@@ -46,12 +46,13 @@ def begin_pair(context: bpy.types.Context, settings: BackendSettings, *, overwri
     if (out / "meta.json").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a rendered video: change the video name, or press "
                               f"'Overwrite {out.name}'")
-    resolution = [props.resolution_x, props.resolution_y]
+    resolution, engine, samples = render_options(scene)
+    resolution = list(resolution)
     edit = {k: v for k, v in dataclasses.asdict(rendering.make_edit(obj, props)).items() if v is not None}
     task = {"kind": "pair", "object": obj.name, "edit": edit, "out": str(out), "bench": str(out.parent),
-            "frames": [start, end], "resolution": resolution, "engine": props.engine,
-            "samples": props.samples, "anchor": _anchor(scene, start, end),
-            "settings": {"resolution": resolution, "engine": props.engine, "samples": props.samples,
+            "frames": [start, end], "resolution": resolution, "engine": engine,
+            "samples": samples, "anchor": _anchor(scene, start, end),
+            "settings": {"resolution": resolution, "engine": engine, "samples": samples,
                          "source": "blender-addon"}}
     work = Path(settings.cache_dir) / "pairs" / out.name
     run = jobs.Run("pair", background.start(scene, work / "worker", task, work / "render.log"),
@@ -83,6 +84,6 @@ def export_spec(context: bpy.types.Context, path: str | Path) -> tuple[Path, lis
     start, end = frame_range(scene)
     spec, warnings = spec_export.spec_from_scene(
         scene, rendering.make_edit(obj, props), frame_start=start, frame_end=end,
-        resolution=(props.resolution_x, props.resolution_y), name=video_name(scene, obj),
+        resolution=render_options(scene)[0], name=video_name(scene, obj),
         anchor=_anchor(scene, start, end))
     return spec_export.write_spec(spec, warnings, path, source=bpy.data.filepath), warnings

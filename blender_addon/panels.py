@@ -6,6 +6,7 @@ import bpy
 
 from . import jobs, pair
 from .preferences import backend_settings
+from .props import ENGINES, render_options
 
 
 def _clock(seconds: float) -> str:
@@ -65,6 +66,16 @@ def _draw_render_settings(layout, scene) -> None:
         row = col.row(align=True)
         row.prop(props, "frame_start")
         row.prop(props, "frame_end")
+    col.prop(props, "use_scene_settings")
+    if props.use_scene_settings:
+        try:
+            (w, h), engine, samples = render_options(scene)
+            name = next(e[1] for e in ENGINES if e[0] == engine)
+            text = f"{w}×{h} · {name} · {samples} samples · {scene.render.fps} fps"
+            col.label(text=text, icon="SCENE_DATA")
+        except ValueError as exc:
+            col.label(text=str(exc), icon="ERROR")
+        return
     row = col.row(align=True)
     row.prop(props, "resolution_x", text="W")
     row.prop(props, "resolution_y", text="H")

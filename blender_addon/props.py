@@ -12,6 +12,8 @@ from bpy.props import (
     StringProperty,
 )
 
+from . import bench
+
 ENGINES = [
     ("CYCLES", "Cycles", "Path tracing (the benchmark's default look)"),
     ("BLENDER_EEVEE", "EEVEE", "Rasterised, slow to start without a GPU"),
@@ -33,7 +35,11 @@ class Z2H_SceneProps(bpy.types.PropertyGroup):
     roughness: FloatProperty(name="Roughness", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
     metallic: FloatProperty(name="Metallic", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
 
-    # How to render.
+    # How to render: by default as the scene itself renders.
+    use_scene_settings: BoolProperty(
+        name="Scene render settings", default=True,
+        description="Render at the scene's resolution (with its percentage), engine and samples, else the "
+                    "settings below")
     use_scene_range: BoolProperty(name="Scene frame range", default=True,
                                   description="Render the scene's frame range, else the range below")
     frame_start: IntProperty(name="Start", default=1, min=0)
@@ -78,3 +84,24 @@ def frame_range(scene: bpy.types.Scene) -> tuple[int, int]:
     if end < start:
         raise ValueError(f"empty frame range {start}..{end} in scene {scene.name!r}")
     return start, end
+
+
+SUPPORTED_ENGINES = {e[0] for e in ENGINES}
+
+
+def render_options(scene: bpy.types.Scene) -> tuple[tuple[int, int], str, int]:
+    """(resolution, engine, samples) to render with: the scene's own (the default) or the sidebar's.
+    ValueError when the scene's engine is one the add-on cannot drive."""
+    props = scene.z2h
+    if not props.use_scene_settings:
+        return (props.resolution_x, props.resolution_y), props.engine, props.samples
+    r = scene.render
+    pct = r.resolution_percentage / 100
+    resolution = (max(8, round(r.resolution_x * pct)), max(8, round(r.resolution_y * pct)))
+    engine = bench.module("blender_compat").engine_name(r.engine)
+    if engine not in SUPPORTED_ENGINES:
+        raise ValueError(f"the scene renders with {r.engine}, which the add-on cannot drive: switch to "
+                         "Cycles, EEVEE or Workbench, or untick 'Scene render settings'")
+    samples = {"CYCLES": lambda: scene.cycles.samples,
+               "BLENDER_EEVEE": lambda: scene.eevee.taa_render_samples}.get(engine, lambda: 1)()
+    return resolution, engine, int(samples)

@@ -58,7 +58,6 @@ FAKE_EDIT = textwrap.dedent(
             sys.exit(130)
         time.sleep(0.05 if mode == "slow" else 0.1)  # slow enough for a 20 ms poll to see every stage
         emit(event="progress", stage="zero", step=i + 1, total=steps, message="")
-    ref = read_png(args.reference)
     os.makedirs(os.path.join(args.out, "frames"))
     for i, n in enumerate(names):
         frame = read_png(os.path.join(args.video, n))
@@ -135,9 +134,11 @@ def make_scene(tmp_path, frames: int = 3):
         box.location.x = x
         box.keyframe_insert("location", frame=f)
     bpy.context.view_layer.objects.active = box
+    # The add-on renders as the scene does: 32x32 (50% of 64x64) with Workbench.
+    scene.render.resolution_x = scene.render.resolution_y = 64
+    scene.render.resolution_percentage = 50
+    scene.render.engine = "BLENDER_WORKBENCH"
     props = scene.z2h
-    props.resolution_x = props.resolution_y = 32
-    props.engine = "BLENDER_WORKBENCH"
     props.color = (0.1, 0.2, 0.9)
     props.output_dir = str(tmp_path / "out")
     return scene, box
@@ -313,7 +314,7 @@ def test_original_render_is_cached_until_settings_change(fake_backend, tmp_path)
     state, _ = _wait(jobs.start_edit(bpy.context))
     jobs.finish_edit(scene, state)
     assert (video / "0000.png").stat().st_mtime_ns == mtime
-    scene.z2h.resolution_x = 24
+    scene.render.resolution_x = 48  # 24 at 50%
     state, _ = _wait(jobs.start_edit(bpy.context))
     jobs.finish_edit(scene, state)
     assert read_header(video / "0000.png")[:2] == (24, 32)
@@ -398,6 +399,58 @@ def test_input_errors_name_the_problem(fake_backend, tmp_path, prefs):
     prefs.extra_args = ""
     prefs.backend_python = ""
     with pytest.raises(jobs.EditError, match="set the backend Python"):
+        jobs.start_edit(bpy.context)
+
+
+def test_render_settings_default_to_the_scene(addon, tmp_path):
+    from z2h.blender_addon.props import render_options
+
+    scene, _ = make_scene(tmp_path)
+    assert render_options(scene) == ((32, 32), "BLENDER_WORKBENCH", 1)
+    scene.render.engine, scene.cycles.samples = "CYCLES", 7
+    scene.render.resolution_x, scene.render.resolution_percentage = 200, 100
+    assert render_options(scene) == ((200, 64), "CYCLES", 7)
+    scene.render.engine = "BLENDER_EEVEE_NEXT" if bpy.app.version < (5, 0, 0) else "BLENDER_EEVEE"
+    scene.eevee.taa_render_samples = 3
+    assert render_options(scene) == ((200, 64), "BLENDER_EEVEE", 3)
+    scene.z2h.use_scene_settings = False  # the sidebar's own settings
+    scene.z2h.resolution_x, scene.z2h.resolution_y, scene.z2h.engine, scene.z2h.samples = 40, 30, "CYCLES", 5
+    assert render_options(scene) == ((40, 30), "CYCLES", 5)
+
+
+@pytest.mark.parametrize("kind", ["grey", "palette", "jpeg"])
+def test_reference_image_can_be_grey_palette_or_jpeg(fake_backend, tmp_path, kind):
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path)
+    image = bpy.data.images.new("ref", 32, 32)
+    image.pixels.foreach_set(np.full(32 * 32 * 4, 0.5, np.float32))
+    path = tmp_path / ("ref.jpg" if kind == "jpeg" else "ref.png")
+    image.filepath_raw, image.file_format = str(path), "JPEG" if kind == "jpeg" else "PNG"
+    image.save()
+    if kind == "grey":  # re-encode as an 8-bit grey PNG (colour type 0)
+        write_png(path, np.full((32, 32), 128, np.uint8))
+    elif kind == "palette":  # colour type 3: an indexed PNG made by hand
+        import struct
+        import zlib
+
+        def chunk(tag, data):
+            return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+        rows = b"".join(b"\0" + bytes(32) for _ in range(32))
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 3, 0, 0, 0))
+                         + chunk(b"PLTE", bytes((200, 30, 30))) + chunk(b"IDAT", zlib.compress(rows))
+                         + chunk(b"IEND", b""))
+    scene.z2h.reference_mode, scene.z2h.reference_path = "IMAGE", str(path)
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    assert state.status == "done", state.message
+    argv = json.loads(fake_backend.read_text())["argv"]
+    assert argv[argv.index("--reference") + 1] == str(path)
+    jobs.finish_edit(scene, state)
+    bmp = tmp_path / "ref.bmp"
+    bmp.write_bytes(b"BM")
+    scene.z2h.reference_path = str(bmp)
+    with pytest.raises(jobs.EditError, match="use a PNG or JPEG file"):
         jobs.start_edit(bpy.context)
 
 
