@@ -42,7 +42,8 @@ def model_dir(tmp_path_factory):
 
 def _settings(model_dir, **kw):
     base = dict(
-        hero_model=str(model_dir), steps=30, lr=2e-2, rank=8, resolution=16, sample_steps=3, warmup_steps=3
+        hero_model=str(model_dir), steps=30, lr=2e-2, rank=8, resolution=16, cond_resolution=16,
+        sample_steps=3, warmup_steps=3,
     )
     return DiffusionSettings(**{**base, **kw})
 
@@ -203,13 +204,13 @@ def test_full_model_condition_pass_is_per_condition(trained):
     zero, orig, _ = _triplet()
     with torch.no_grad():
         conds, ids, size = stage._conditions(zero, orig)
-        kv = stage._record(conds, ids)
+        kv = stage._record(conds, ids, 3.5)
         n1 = conds[0].shape[1]
-        kv2 = stage._record([conds[0], conds[1] + 1.0], ids)
+        kv2 = stage._record([conds[0], conds[1] + 1.0], ids, 3.5)
         x = torch.randn(1, conds[0].shape[1], 16)
         img_ids = latent_ids(size[0] // 2, size[1] // 2)
-        v1 = stage._predict(x, torch.tensor(0.5), img_ids, kv)
-        v2 = stage._predict(x, torch.tensor(0.5), img_ids, kv2)
+        v1 = stage._predict(x, torch.tensor(0.5), img_ids, kv, 3.5)
+        v2 = stage._predict(x, torch.tensor(0.5), img_ids, kv2, 3.5)
     for layer, (k, _) in kv.store.items():
         k2, _ = kv2.store[layer]
         torch.testing.assert_close(k2[:, :n1], k[:, :n1], rtol=0, atol=1e-5, msg=layer)
@@ -305,7 +306,7 @@ def test_hero_stage_front_delegates_to_the_diffusion_engine(model_dir):
     from z2h.hero_stage import HeroConfig, HeroStage
 
     cfg = HeroConfig(engine="diffusion", mode=1, hero_model=str(model_dir), steps=2, lora_rank=4)
-    cfg.resolution, cfg.sample_steps = 16, 2
+    cfg.resolution, cfg.cond_resolution, cfg.sample_steps = 16, 16, 2
     hero = HeroStage(cfg)
     assert hero.impl.cfg.rank == 4 and hero.impl.cfg.lr == cfg.lora_lr and hero.impl.cfg.mode == 1
     stats = hero.fit(*_triplet())
@@ -320,7 +321,7 @@ def test_diffusion_engine_leaves_the_process_thread_count_alone(model_dir):
     before = torch.get_num_threads()
     cfg = HeroConfig(engine="diffusion", mode=1, hero_model=str(model_dir), steps=1, lora_rank=4,
                      threads=before + 1)
-    cfg.resolution, cfg.sample_steps = 16, 1
+    cfg.resolution, cfg.cond_resolution, cfg.sample_steps = 16, 16, 1
     hero = HeroStage(cfg)
     hero.fit(*_triplet())
     assert torch.get_num_threads() == before  # fit() used to set it for good

@@ -58,6 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"by an edge-aware upsampler (default {DEFAULT_WORK_RESOLUTION}; 0 = full size)")
     parser.add_argument("--lift", choices=("guided", "bilinear"), default="guided",
                         help="how the edit is lifted to full size: guided filter (default) or bilinear")
+    diffusion = parser.add_argument_group("diffusion Hero-Stage (defaults: the paper's reference recipe)")
+    diffusion.add_argument("--caption", help="caption of the edited frame for FLUX (default none; dropped on "
+                           "10%% of the training steps; needs the checkpoint's text encoders)")
+    diffusion.add_argument("--hero-resolution", type=int,
+                           help="FLUX target's longer side (default 768 in mode 2, 512 in mode 1)")
+    diffusion.add_argument("--cond-resolution", type=int, help="FLUX conditions' longer side (default 512)")
+    diffusion.add_argument("--low-memory", action="store_true",
+                           help="text encoders and VAE on the CPU between their calls, tiled and sliced VAE "
+                           "(for GPUs with less memory; slower)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads for the Hero-Stage (default 1; 0 = all cores)")
@@ -81,7 +90,10 @@ def build_config(args: argparse.Namespace):
                                "threads": args.threads, "work_resolution": args.work_resolution or None,
                                "lift": args.lift}
     given = {"zero_model": args.zero_model, "hero_model": args.hero_model, "hero_steps": args.steps,
-             "pseudo_pairs": args.pseudo_pairs, "work_size": args.work_size}
+             "pseudo_pairs": args.pseudo_pairs, "work_size": args.work_size, "hero_prompt": args.caption,
+             "hero_resolution": args.hero_resolution, "hero_cond_resolution": args.cond_resolution}
+    if args.low_memory:
+        given.update(hero_offload=True, hero_vae_tiling=True, hero_vae_slicing=True)
     options.update({key: v for key, v in given.items() if v is not None})
     if args.time_budget is not None:
         options["time_budget_s"] = args.time_budget or None

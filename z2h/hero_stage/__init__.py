@@ -51,19 +51,29 @@ class HeroConfig:
     batch: int = 4
     lr: float = 2e-3
     loss: str = "l2"  # "l2" or "l1"
-    # diffusion engine (reference settings of the paper's code)
+    # diffusion engine: defaults follow the reference code (docs/hero_stage.md, "reference recipe vs z2h")
     hero_model: str | None = None  # local folder or hub id of the FLUX weights
     lora_rank: int = 128
     lora_lr: float = 1e-4
-    guidance: float = 3.5
+    guidance: float = 3.5  # FLUX-dev guidance embedding when sampling
+    train_guidance: float = 1.0  # ... and while training (the reference trains at 1.0, samples at 3.5)
+    timesteps: str = "uniform"  # training t density: "uniform" (reference) or "logit_normal"
     sample_steps: int = 25
-    resolution: int = 512
+    resolution: int | None = None  # target's longer side; None = 768 in Mode 2 (reference), 512 in Mode 1
+    cond_resolution: int = 512  # the conditions' longer side (reference: 512)
+    prompt: str = ""  # caption of the training sample and of sampling; "" = none (needs text encoders)
+    caption_dropout: float = 0.1  # share of training steps that use the empty prompt (reference: 10%)
+    lora_dtype: str = "fp32"  # trainable adapter weights: "fp32" (diffusers scripts) or "bf16"
+    offload: bool = False  # text encoders and VAE live on the CPU, visiting the GPU only while they run
+    vae_tiling: bool = False  # encode/decode large frames in tiles (less memory, seams possible)
+    vae_slicing: bool = False  # encode/decode one image of a batch at a time
 
     def settings(self) -> dict[str, Any]:
         """The fields that matter for the chosen engine (for run.json and eval caching)."""
         d = asdict(self)
         offline = ("pseudo_pairs", "width", "blocks", "kernel", "context", "crop", "batch", "lr", "loss")
-        diffusion = ("hero_model", "lora_rank", "lora_lr", "guidance", "sample_steps", "resolution")
+        diffusion = ("hero_model", "lora_rank", "lora_lr", "guidance", "sample_steps", "resolution",
+                     *DIFFUSION_OPTIONS)
         drop = diffusion if self.engine == "offline" else offline
         return {key: v for key, v in d.items() if key not in drop}
 
@@ -83,7 +93,24 @@ class HeroConfig:
             raise ValueError(f"hero loss must be l1 or l2, not {self.loss!r}")
         if self.pseudo_pairs < 0:
             raise ValueError(f"pseudo_pairs must be >= 0, not {self.pseudo_pairs}")
+        if self.timesteps not in TIMESTEP_DENSITIES:
+            raise ValueError(f"hero timesteps must be one of {', '.join(TIMESTEP_DENSITIES)}, "
+                             f"not {self.timesteps!r}")
+        if self.lora_dtype not in LORA_DTYPES:
+            raise ValueError(f"hero lora_dtype must be one of {', '.join(LORA_DTYPES)}, "
+                             f"not {self.lora_dtype!r}")
+        if not 0.0 <= self.caption_dropout <= 1.0:
+            raise ValueError(f"hero caption_dropout must be in [0, 1], not {self.caption_dropout}")
+        for key in ("resolution", "cond_resolution"):
+            value = getattr(self, key)
+            if value is not None and value < 16:
+                raise ValueError(f"hero {key} must be >= 16 pixels, not {value}")
 
+
+DIFFUSION_OPTIONS = ("train_guidance", "timesteps", "cond_resolution", "prompt", "caption_dropout",
+                     "lora_dtype", "offload", "vae_tiling", "vae_slicing")
+TIMESTEP_DENSITIES = ("uniform", "logit_normal")
+LORA_DTYPES = ("fp32", "bf16")
 
 ZeroFn = Callable[..., np.ndarray]  # ZeroStage-like: (frames, anchor, reference, progress=None) -> frames
 

@@ -53,7 +53,7 @@ from z2h.progress import ProgressFn, no_progress
 
 @dataclass
 class DiffusionSettings:
-    """Settings of the diffusion engine (defaults: the reference code's)."""
+    """Settings of the diffusion engine (defaults: the reference code's recipe)."""
 
     hero_model: str | None = None
     mode: int = 2
@@ -62,16 +62,30 @@ class DiffusionSettings:
     rank: int = 128
     alpha: float | None = None  # None = rank
     warmup_steps: int = 50
-    guidance: float = 3.5
+    guidance: float = 3.5  # guidance embedding when sampling
+    train_guidance: float = 1.0  # guidance embedding while training
+    timesteps: str = "uniform"  # training t density: "uniform" or "logit_normal"
     sample_steps: int = 25
-    resolution: int = 512  # longer side of the target, rounded to the latent grid
-    cond_resolution: int | None = None  # None = resolution
+    resolution: int | None = None  # target's longer side; None = 768 in Mode 2, 512 in Mode 1
+    cond_resolution: int | None = 512  # conditions' longer side; None = the target's
     seed: int = 0
-    prompt: str = ""
+    prompt: str = ""  # caption used in training (dropped on ``caption_dropout`` of the steps) and sampling
+    caption_dropout: float = 0.1
+    lora_dtype: str = "fp32"  # trainable adapter weights: "fp32" or "bf16"
+    offload: bool = False  # text encoders and VAE on the CPU, moved to the GPU only for their own calls
+    vae_tiling: bool = False
+    vae_slicing: bool = False
     time_budget_s: float | None = None
     device: str | None = None  # None: cuda if available, else cpu
     gradient_checkpointing: bool | None = None  # None: on a GPU only
     eval_draws: int = 8  # fixed (t, noise) draws for the before/after anchor loss; 0 = skip
+
+    @property
+    def target_resolution(self) -> int:
+        """The target's longer side: ``resolution``, or the reference scripts' 768 (Mode 2) / 512 (Mode 1)."""
+        if self.resolution is not None:
+            return self.resolution
+        return 768 if self.mode == 2 else 512
 
     @classmethod
     def from_hero(cls, config: Any) -> DiffusionSettings:
@@ -83,11 +97,37 @@ class DiffusionSettings:
             lr=config.lora_lr,
             rank=config.lora_rank,
             guidance=config.guidance,
+            train_guidance=config.train_guidance,
+            timesteps=config.timesteps,
             sample_steps=config.sample_steps,
             resolution=config.resolution,
+            cond_resolution=config.cond_resolution,
             seed=config.seed,
+            prompt=config.prompt,
+            caption_dropout=config.caption_dropout,
+            lora_dtype=config.lora_dtype,
+            offload=config.offload,
+            vae_tiling=config.vae_tiling,
+            vae_slicing=config.vae_slicing,
             time_budget_s=config.time_budget_s,
         )
+
+
+def sample_timestep(density: str, generator: Any, device: Any = "cpu") -> Any:
+    """One training time t in (0, 1) (x_t = (1 - t) x0 + t noise), as a (1,) tensor.
+
+    ``uniform``: the reference code's density. ``logit_normal``: sigmoid of a standard normal (the
+    diffusers FLUX LoRA scripts' option ``weighting_scheme=logit_normal``; not their default, which is
+    "none", i.e. uniform): it gives t < 0.1 about 1.4% of the draws instead of 10%, so the fine detail
+    learnt near t = 0 gets little training.
+    """
+    import torch
+
+    if density == "uniform":
+        return torch.rand(1, generator=generator, device=device)
+    if density == "logit_normal":
+        return torch.sigmoid(torch.randn(1, generator=generator, device=device))
+    raise ValueError(f"timestep density must be uniform or logit_normal, not {density!r}")
 
 
 class DiffusionHeroStage:
@@ -117,19 +157,33 @@ class DiffusionHeroStage:
 
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
             self.parts = load_flux(
-                self.cfg.hero_model, prompt=self.cfg.prompt, device=self.device, dtype=dtype
+                self.cfg.hero_model,
+                prompt=self.cfg.prompt,
+                device=self.device,
+                dtype=dtype,
+                offload=self.cfg.offload,
             )
         from z2h.hero_stage.condition_attention import install_condition_attention
+
+        vae = self.parts.vae
+        if self.cfg.vae_tiling:
+            vae.enable_tiling()
+        if self.cfg.vae_slicing:
+            vae.enable_slicing()
 
         self.parts.transformer.requires_grad_(False)
         install_condition_attention(self.parts.transformer)
 
     def _add_adapters(self) -> None:
+        import torch
+
         from z2h.hero_stage.lora_routing import add_condition_adapters
 
         self._drop_adapters()
         alpha = self.cfg.alpha if self.cfg.alpha is not None else self.cfg.rank
-        self.router = add_condition_adapters(self.parts.transformer, self.names, self.cfg.rank, alpha)
+        with torch.random.fork_rng(devices=[]):  # peft draws lora_A from the global RNG: seed it, locally
+            torch.manual_seed(self.cfg.seed)
+            self.router = add_condition_adapters(self.parts.transformer, self.names, self.cfg.rank, alpha)
 
     def _drop_adapters(self) -> None:
         if self.router is not None:
@@ -151,13 +205,13 @@ class DiffusionHeroStage:
         import torch
         import torch.nn.functional as F
 
-        from z2h.models.flux import pack_latents
+        from z2h.models.flux import on_device, pack_latents
 
         vae = self.parts.vae
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().to(self.device)
         x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
         x = (x / 127.5 - 1.0).clamp(-1, 1).to(vae.dtype)
-        with torch.no_grad():
+        with torch.no_grad(), on_device(vae, self.device, self.cfg.offload):
             z = vae.encode(x).latent_dist.mode()
         z = (z - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor
         return pack_latents(z)
@@ -167,12 +221,12 @@ class DiffusionHeroStage:
         import torch
         import torch.nn.functional as F
 
-        from z2h.models.flux import unpack_latents
+        from z2h.models.flux import on_device, unpack_latents
 
         vae, f = self.parts.vae, self.parts.vae_scale_factor
         z = unpack_latents(tokens, size[0] // f, size[1] // f)
         z = z / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)
-        with torch.no_grad():
+        with torch.no_grad(), on_device(vae, self.device, self.cfg.offload):
             x = vae.decode(z.to(vae.dtype)).sample.float()
         x = F.interpolate(x, size=out_hw, mode="bicubic", antialias=True, align_corners=False)
         x = ((x.clamp(-1, 1) + 1.0) * 127.5).round().clamp(0, 255)
@@ -180,13 +234,17 @@ class DiffusionHeroStage:
 
     # --- the two passes ---------------------------------------------------------------------------
 
-    def _record(self, conds: list[Any], cond_ids: Any) -> Any:
-        """Condition pass at t = 0: returns the per-layer condition keys/values."""
+    def _record(self, conds: list[Any], cond_ids: Any, guidance: float, caption: bool = True) -> Any:
+        """Condition pass at t = 0: returns the per-layer condition keys/values.
+
+        The conditions see no text tokens, but their timestep embedding holds the pooled prompt and the
+        guidance, as the noisy pass's does (``caption=False``: the empty prompt's)."""
         import torch
 
         from z2h.hero_stage.condition_attention import ConditionKV, condition_mask
 
         p, tr = self.parts, self.parts.transformer
+        text, pooled = (p.prompt_embeds, p.pooled_prompt_embeds) if caption else p.empty_embeds()
         lengths = [c.shape[1] for c in conds]
         kv = ConditionKV("record", mask=condition_mask(lengths, self.device))
         bounds = np.cumsum([0, *lengths])
@@ -197,42 +255,47 @@ class DiffusionHeroStage:
         )
         tr(
             hidden_states=torch.cat(conds, dim=1),
-            encoder_hidden_states=p.prompt_embeds[:, :0],  # conditions never see the text
-            pooled_projections=p.pooled_prompt_embeds,
+            encoder_hidden_states=text[:, :0],  # conditions never see the text
+            pooled_projections=pooled,
             timestep=torch.zeros(1, device=self.device, dtype=tr.dtype),
             img_ids=cond_ids,
             txt_ids=torch.zeros(0, 3, device=self.device),
-            guidance=self._guidance(),
+            guidance=self._guidance(guidance),
             joint_attention_kwargs={"cond_kv": kv},
         )
         return kv
 
-    def _predict(self, x: Any, t: Any, img_ids: Any, kv: Any) -> Any:
-        """Noisy pass: velocity (noise - x0) prediction for tokens ``x`` at time ``t`` in [0, 1]."""
+    def _predict(self, x: Any, t: Any, img_ids: Any, kv: Any, guidance: float, caption: bool = True) -> Any:
+        """Noisy pass: velocity (noise - x0) prediction for tokens ``x`` at time ``t`` in [0, 1].
+
+        ``caption=False``: the empty prompt's embeddings (caption dropout in training).
+        """
         import torch
 
         from z2h.hero_stage.condition_attention import ConditionKV
 
         p, tr = self.parts, self.parts.transformer
+        text, pooled = (p.prompt_embeds, p.pooled_prompt_embeds) if caption else p.empty_embeds()
         self.router.off()  # the condition LoRAs never touch text or noisy tokens
         return tr(
             hidden_states=x.to(tr.dtype),
-            encoder_hidden_states=p.prompt_embeds,
-            pooled_projections=p.pooled_prompt_embeds,
+            encoder_hidden_states=text,
+            pooled_projections=pooled,
             timestep=t.reshape(1).to(tr.dtype),
             img_ids=img_ids,
-            txt_ids=torch.zeros(p.prompt_embeds.shape[1], 3, device=self.device),
-            guidance=self._guidance(),
+            txt_ids=torch.zeros(text.shape[1], 3, device=self.device),
+            guidance=self._guidance(guidance),
             joint_attention_kwargs={"cond_kv": ConditionKV("use", store=kv.store)},
         ).sample
 
-    def _guidance(self) -> Any:
+    def _guidance(self, value: float) -> Any:
+        """The guidance-embedding input (None for models without one, e.g. FLUX.1-schnell)."""
         import torch
 
         tr = self.parts.transformer
         if not tr.config.guidance_embeds:
             return None
-        return torch.full((1,), self.cfg.guidance, device=self.device, dtype=tr.dtype)
+        return torch.full((1,), value, device=self.device, dtype=tr.dtype)
 
     def _conditions(self, zero: np.ndarray, orig: np.ndarray) -> tuple[list[Any], Any, tuple[int, int]]:
         """Condition tokens (Mode 1: the Zero-Stage output only), their position ids, the target size."""
@@ -241,8 +304,8 @@ class DiffusionHeroStage:
         from z2h.models.flux import latent_ids
 
         h, w = zero.shape[-3:-1]
-        size = self._size(h, w, self.cfg.resolution)
-        csize = self._size(h, w, self.cfg.cond_resolution or self.cfg.resolution)
+        size = self._size(h, w, self.cfg.target_resolution)
+        csize = self._size(h, w, self.cfg.cond_resolution or self.cfg.target_resolution)
         images = [zero, orig][: self.cfg.mode]
         conds = [self._encode(im[None], csize) for im in images]
         f = self.parts.vae_scale_factor
@@ -279,8 +342,10 @@ class DiffusionHeroStage:
         img_ids = latent_ids(size[0] // f, size[1] // f, device=self.device)
 
         params = self.router.parameters()
-        for q in params:  # trainable LoRA weights in fp32 even on a bf16 base (as the diffusers scripts)
-            q.data = q.data.float()
+        # trainable LoRA weights in fp32 even on a bf16 base (as the diffusers scripts), or bf16 on request
+        lora_dtype = torch.bfloat16 if self.cfg.lora_dtype == "bf16" else torch.float32
+        for q in params:
+            q.data = q.data.to(lora_dtype)
             q.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=1e-4)
         warmup = max(1, min(self.cfg.warmup_steps, self.cfg.steps // 10))
@@ -294,9 +359,10 @@ class DiffusionHeroStage:
         start = time.monotonic()
         try:
             for step in range(self.cfg.steps):
-                t = torch.sigmoid(torch.randn(1, generator=g, device=self.device))
+                t = sample_timestep(self.cfg.timesteps, g, self.device)
                 noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
-                loss = self._loss(*batch, t, noise)
+                caption = float(torch.rand(1, generator=g, device=self.device)) >= self.cfg.caption_dropout
+                loss = self._loss(*batch, t, noise, caption=caption)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -322,12 +388,16 @@ class DiffusionHeroStage:
             "resolution": list(size),
         }
 
-    def _loss(self, conds: list[Any], cond_ids: Any, x0: Any, img_ids: Any, t: Any, noise: Any) -> Any:
-        """Rectified-flow loss: x_t = (1 - t) x0 + t noise, target noise - x0."""
+    def _loss(
+        self, conds: list[Any], cond_ids: Any, x0: Any, img_ids: Any, t: Any, noise: Any, caption: bool = True
+    ) -> Any:
+        """Rectified-flow loss: x_t = (1 - t) x0 + t noise, target noise - x0, at the training guidance."""
         import torch
 
         xt = (1 - t) * x0 + t * noise
-        pred = self._predict(xt, t, img_ids, self._record(conds, cond_ids))
+        g = self.cfg.train_guidance
+        kv = self._record(conds, cond_ids, g, caption=caption)
+        pred = self._predict(xt, t, img_ids, kv, g, caption=caption)
         return torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
 
     def _fixed_loss(self, conds: list[Any], cond_ids: Any, x0: Any, img_ids: Any, n: int = 8) -> float:
@@ -396,14 +466,14 @@ class DiffusionHeroStage:
         with torch.no_grad():
             conds, cond_ids, size = self._conditions(zero, orig)
             img_ids = latent_ids(size[0] // f, size[1] // f, device=self.device)
-            kv = self._record(conds, cond_ids)  # once per frame: the conditions do not depend on t
+            kv = self._record(conds, cond_ids, self.cfg.guidance)  # once per frame: no t dependence
             g = torch.Generator(self.device).manual_seed(self.cfg.seed)  # same noise every frame
             c = self.parts.transformer.config.in_channels
             x = torch.randn(1, img_ids.shape[0], c, generator=g, device=self.device)
             x = x.to(self.parts.transformer.dtype)
             sigmas = self._sigmas(img_ids.shape[0], n)
             for t, t_next in zip(sigmas[:-1], sigmas[1:], strict=True):
-                v = self._predict(x, torch.tensor(t, device=self.device), img_ids, kv)
+                v = self._predict(x, torch.tensor(t, device=self.device), img_ids, kv, self.cfg.guidance)
                 x = (x.float() + (t_next - t) * v.float()).to(x.dtype)
             return self._decode(x, size, zero.shape[:2])[0]
 
@@ -436,7 +506,7 @@ class DiffusionHeroStage:
                 "mode": self.cfg.mode,
                 "rank": self.cfg.rank,
                 "alpha": self.cfg.alpha if self.cfg.alpha is not None else self.cfg.rank,
-                "resolution": self.cfg.resolution,
+                "resolution": self.cfg.target_resolution,
                 "cond_resolution": self.cfg.cond_resolution,
                 "hero_model": None if self.cfg.hero_model is None else str(self.cfg.hero_model),
                 "prompt": self.cfg.prompt,

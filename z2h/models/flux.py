@@ -6,14 +6,17 @@ with ``local_files_only=True``; anything else is treated as a hub id (which only
 already holds it — there is no hub here). Missing weights raise :class:`MissingWeightsError`, whose
 message names ``--hero-model PATH``.
 
-Text is encoded once (the Hero-Stage uses one fixed prompt, empty by default) and the embeddings are
-kept, so the text encoders are freed right after loading.
+Text is encoded once (an optional caption, plus the empty prompt for caption dropout; a precomputed
+``prompt_embeds.safetensors`` holds the empty prompt) and the embeddings are kept, so the text encoders
+are freed right after loading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +36,16 @@ class FluxParts:
     transformer: Any  # diffusers.FluxTransformer2DModel
     vae: Any  # diffusers.AutoencoderKL
     scheduler: Any  # diffusers.FlowMatchEulerDiscreteScheduler
-    prompt_embeds: Any  # (1, S, joint_attention_dim)
+    prompt_embeds: Any  # (1, S, joint_attention_dim): the caption ("" by default)
     pooled_prompt_embeds: Any  # (1, pooled_projection_dim)
+    empty_prompt_embeds: Any = None  # the empty prompt's, for caption dropout; None: the caption is ""
+    empty_pooled_prompt_embeds: Any = None
+
+    def empty_embeds(self) -> tuple[Any, Any]:
+        """(sequence, pooled) embeddings of the empty prompt."""
+        if self.empty_prompt_embeds is None:
+            return self.prompt_embeds, self.pooled_prompt_embeds
+        return self.empty_prompt_embeds, self.empty_pooled_prompt_embeds
 
     @property
     def vae_scale_factor(self) -> int:
@@ -207,8 +218,15 @@ def load_flux(
     device: str = "cpu",
     dtype: Any = None,
     max_sequence_length: int = 512,
+    offload: bool = False,
 ) -> FluxParts:
-    """Load FLUX transformer, VAE, scheduler and the encoded ``prompt`` from a folder or hub id."""
+    """Load FLUX transformer, VAE, scheduler and the encoded ``prompt`` from a folder or hub id.
+
+    Memory: the models load on the CPU; the text is encoded while the transformer is still there, and
+    the text encoders are freed right after (T5-XXL alone is ~9.5 GB in bf16). ``offload``: the text
+    encoders visit the GPU one at a time (diffusers' model CPU offload) and the VAE stays on the CPU
+    (the Hero-Stage moves it to the GPU only for its own calls, see :func:`on_device`).
+    """
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 
@@ -223,37 +241,81 @@ def load_flux(
         )
     except OSError as e:  # hub id not cached, or a broken folder
         raise MissingWeightsError(f"--hero-model {model}: could not load FLUX weights ({e})") from e
-    prompt_embeds, pooled = _prompt_embeddings(name, local, prompt, device, dtype, max_sequence_length)
+    text = _prompt_embeddings(name, local, prompt, device, dtype, max_sequence_length, offload)
     transformer.to(device).requires_grad_(False)
-    vae.to(device).requires_grad_(False)
-    return FluxParts(transformer, vae, scheduler, prompt_embeds, pooled)
+    vae.to("cpu" if offload else device).requires_grad_(False)
+    return FluxParts(transformer, vae, scheduler, *text)
 
 
-def _prompt_embeddings(name: str, local: bool, prompt: str, device: str, dtype: Any, max_len: int):
-    """Precomputed embeddings from prompt_embeds.safetensors, else encode ``prompt`` with CLIP + T5."""
+def _prompt_embeddings(
+    name: str, local: bool, prompt: str, device: str, dtype: Any, max_len: int, offload: bool = False
+) -> tuple[Any, Any, Any, Any]:
+    """(caption, pooled, empty, empty pooled) embeddings; the empty ones are None when the caption is "".
+
+    From prompt_embeds.safetensors (the EMPTY prompt's, precomputed) when the folder has it, else
+    encoded with the checkpoint's CLIP + T5, which are freed before returning.
+    """
+    import gc
+
     import torch
 
     cached = Path(name) / PROMPT_EMBEDS_FILE if local else None
     if cached is not None and cached.is_file():
         from safetensors.torch import load_file
 
+        if prompt:
+            raise ValueError(
+                f"{cached}: holds the empty prompt only; a caption ({prompt!r}) needs the checkpoint's "
+                "text encoders (text_encoder*/ and tokenizer*/)"
+            )
         t = load_file(str(cached))
         if "prompt_embeds" not in t or "pooled_prompt_embeds" not in t:
             raise ValueError(f"{cached}: needs tensors 'prompt_embeds' and 'pooled_prompt_embeds'")
-        return t["prompt_embeds"].to(device, dtype), t["pooled_prompt_embeds"].to(device, dtype)
+        return t["prompt_embeds"].to(device, dtype), t["pooled_prompt_embeds"].to(device, dtype), None, None
     from diffusers import FluxPipeline
 
     try:
         pipe = FluxPipeline.from_pretrained(
             name, transformer=None, vae=None, local_files_only=local, dtype=dtype
-        ).to(device)
+        )
     except (OSError, ValueError) as e:
         raise MissingWeightsError(
             f"--hero-model {name}: no {PROMPT_EMBEDS_FILE} and the text encoders could not be loaded ({e})"
         ) from e
+    if offload and torch.device(device).type == "cuda":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    prompts = [prompt, ""] if prompt else [""]
     with torch.no_grad():
-        embeds, pooled, _ = pipe.encode_prompt(prompt, prompt, device=device, max_sequence_length=max_len)
-    return embeds.to(dtype), pooled.to(dtype)
+        embeds, pooled, _ = pipe.encode_prompt(prompts, prompts, device=device, max_sequence_length=max_len)
+    embeds, pooled = embeds.to(device, dtype), pooled.to(device, dtype)
+    del pipe  # free the text encoders now: nothing else holds them
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if prompt:
+        return embeds[:1], pooled[:1], embeds[1:], pooled[1:]
+    return embeds, pooled, None, None
+
+
+@contextlib.contextmanager
+def on_device(module: Any, device: Any, enabled: bool = True) -> Iterator[Any]:
+    """Run a block with ``module`` on ``device``, then send it back to the CPU (model CPU offload).
+
+    ``enabled=False`` (or a CPU ``device``) leaves it where it is.
+    """
+    import torch
+
+    if not enabled or torch.device(device).type == "cpu":
+        yield module
+        return
+    module.to(device)
+    try:
+        yield module
+    finally:
+        module.to("cpu")
+        torch.cuda.empty_cache()
 
 
 # --- latent packing (FLUX packs 2x2 latent patches into tokens) ---------------------------------------
