@@ -68,6 +68,7 @@ def test_defaults_are_the_reference_recipe():
     assert DiffusionSettings(mode=1).target_resolution == 512
     assert DiffusionSettings(resolution=640).target_resolution == 640
     assert (s.rank, s.lr, s.steps, s.sample_steps, s.lora_dtype) == (128, 1e-4, 600, 25, "fp32")
+    assert (s.routing, s.base_storage) == ("gather", "bf16")
     assert not (s.offload or s.vae_tiling or s.vae_slicing)
     from_config = DiffusionSettings.from_hero(HeroConfig(engine="diffusion"))
     assert from_config == s  # HeroConfig's defaults are the same recipe
@@ -98,10 +99,10 @@ def test_cli_reaches_caption_sizes_and_memory_options():
     hero = build_config(parser.parse_args(base)).hero
     assert (hero.prompt, hero.resolution, hero.cond_resolution, hero.offload) == ("", None, 512, False)
     args = parser.parse_args([*base, "--caption", "a red car", "--hero-resolution", "640",
-                              "--cond-resolution", "320", "--low-memory"])
+                              "--cond-resolution", "320", "--low-memory", "--fp8-base"])
     hero = build_config(args).hero
     assert (hero.prompt, hero.resolution, hero.cond_resolution) == ("a red car", 640, 320)
-    assert hero.offload and hero.vae_tiling and hero.vae_slicing
+    assert hero.offload and hero.vae_tiling and hero.vae_slicing and hero.base_storage == "fp8"
 
 
 def test_uniform_timesteps_give_small_t_its_share():
@@ -234,3 +235,22 @@ def test_bf16_adapters_train(model_dir):
     assert lora and all(p.dtype == torch.bfloat16 for p in lora)
     assert np.isfinite(stats["losses"]).all()
     assert any(p.abs().max() > 0 for n, p in stage.parts.transformer.named_parameters() if "lora_B" in n)
+
+
+def test_fp8_base_storage_trains_and_reloads_full_precision_adapters(model_dir, tmp_path):
+    stage = DiffusionHeroStage(_settings(model_dir, base_storage="fp8", steps=3))
+    stats = stage.fit(*_triplet())
+    tr = stage.parts.transformer
+    assert tr.transformer_blocks[0].attn.to_q.base_layer.weight.dtype == torch.float8_e4m3fn
+    assert all(p.dtype == torch.float32 for p in stage.router.parameters())  # never stored in float8
+    assert np.isfinite(stats["losses"]).all()
+    zero, orig, _ = _triplet()
+    want = stage.restore(zero[None], orig[None])
+    saved = stage.save_adapters(tmp_path / "lora")
+    fresh = DiffusionHeroStage(_settings(model_dir, base_storage="fp8"))
+    fresh.load_adapters(saved)
+    assert all(p.dtype == torch.float32 for p in fresh.router.parameters())
+    np.testing.assert_array_equal(fresh.restore(zero[None], orig[None]), want)
+    assert HeroConfig(engine="diffusion", base_storage="fp8").base_storage == "fp8"
+    with pytest.raises(ValueError, match="base_storage"):
+        HeroConfig(engine="diffusion", base_storage="int4")

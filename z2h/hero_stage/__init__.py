@@ -64,6 +64,7 @@ class HeroConfig:
     prompt: str = ""  # caption of the training sample and of sampling; "" = none (needs text encoders)
     caption_dropout: float = 0.1  # share of training steps that use the empty prompt (reference: 10%)
     lora_dtype: str = "fp32"  # trainable adapter weights: "fp32" (diffusers scripts) or "bf16"
+    base_storage: str = "bf16"  # "fp8": frozen FLUX weights stored in float8, run in bf16 (half the memory)
     offload: bool = False  # text encoders and VAE live on the CPU, visiting the GPU only while they run
     vae_tiling: bool = False  # encode/decode large frames in tiles (less memory, seams possible)
     vae_slicing: bool = False  # encode/decode one image of a batch at a time
@@ -99,6 +100,9 @@ class HeroConfig:
         if self.lora_dtype not in LORA_DTYPES:
             raise ValueError(f"hero lora_dtype must be one of {', '.join(LORA_DTYPES)}, "
                              f"not {self.lora_dtype!r}")
+        if self.base_storage not in BASE_STORAGES:
+            raise ValueError(f"hero base_storage must be one of {', '.join(BASE_STORAGES)}, "
+                             f"not {self.base_storage!r}")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise ValueError(f"hero caption_dropout must be in [0, 1], not {self.caption_dropout}")
         for key in ("resolution", "cond_resolution"):
@@ -108,7 +112,8 @@ class HeroConfig:
 
 
 DIFFUSION_OPTIONS = ("train_guidance", "timesteps", "cond_resolution", "prompt", "caption_dropout",
-                     "lora_dtype", "offload", "vae_tiling", "vae_slicing")
+                     "lora_dtype", "base_storage", "offload", "vae_tiling", "vae_slicing")
+BASE_STORAGES = ("bf16", "fp8")
 TIMESTEP_DENSITIES = ("uniform", "logit_normal")
 LORA_DTYPES = ("fp32", "bf16")
 

@@ -7,32 +7,35 @@ Faithful to the paper's reference code:
 - Condition tokens attend only to themselves, each condition only to its own tokens; text and noisy
   tokens attend to everything (z2h/hero_stage/condition_attention.py).
 - One LoRA per condition on q, k, v and the attention output, acting only on that condition's tokens
-  (z2h/hero_stage/lora_routing.py); reference rank 128, alpha 128, lr 1e-4, AdamW, constant schedule
-  with warm-up, batch 1, one training triplet (Zero-Stage anchor, original anchor) -> reference.
+  (z2h/hero_stage/lora_routing.py: each condition's tokens are gathered, its LoRA applied, the result
+  scattered back, so noisy and text tokens never pay for adapters); reference rank 128, alpha 128,
+  lr 1e-4, AdamW, constant schedule with warm-up, batch 1, one training triplet (Zero-Stage anchor,
+  original anchor) -> reference, 600 steps (the reference's 600 epochs of one triplet at batch 1).
 - Rectified-flow training as FLUX: x_t = (1 - t) x0 + t noise, the model predicts noise - x0; t is
-  logit-normal (the diffusers FLUX LoRA scripts' default density); 600 steps (the reference's 600
-  epochs of one triplet at batch 1). Sampling: Euler flow-matching steps on the sigma schedule of the
-  checkpoint's scheduler config (FluxPipeline's dynamic shift from the sequence length), FLUX-dev
-  guidance embedding (3.5) when the model has ``guidance_embeds``, 25 steps, one fixed seed (the same
-  starting noise for every frame).
+  uniform and unshifted, the guidance embedding is 1.0 (both as the reference; ``timesteps`` and
+  ``train_guidance`` are options). An optional caption is dropped on 10% of the steps.
+- Sizes: conditions at 512, target at 768 in Mode 2 (512 in Mode 1), longer side, by z2h/sizes.py.
+- Sampling: Euler flow-matching steps on the sigma schedule of the checkpoint's scheduler config
+  (FluxPipeline's dynamic shift from the sequence length), FLUX-dev guidance embedding 3.5 when the
+  model has ``guidance_embeds``, 25 steps, one fixed seed (the same starting noise for every frame).
 - Conditions get timestep 0 (as EasyControl): they run in a pass of their own whose keys/values are
   cached and injected into the noisy pass, which also means they are computed once per frame, not per
   step (EasyControl's KV cache).
 
-Deviations, and why:
-- Conditions and target share one working resolution by default (``cond_resolution`` can differ; the
-  reference uses 512 / 768) — equal sizes keep position ids exact and halve the settings to explain.
+Deviations, and why (docs/hero_stage.md has the full "reference recipe vs z2h" table):
 - Single-stream Flux blocks have no separate attention output projection, so there the LoRAs sit on
   q, k, v only (EasyControl does the same).
-- The text is one fixed prompt (empty by default), encoded once at load time.
+- One caption for the video (the reference captions each sample; here there is one sample), encoded
+  once at load time; the text encoders are freed right after.
 - The training loop is plain PyTorch (no accelerate): batch 1, base weights in bf16 on a GPU (fp32 on
-  the CPU) with fp32 LoRA weights, gradient checkpointing on a GPU; warm-up min(50, steps / 10) steps.
+  the CPU) with fp32 LoRA weights (``lora_dtype="bf16"`` halves them), gradient checkpointing on a GPU;
+  warm-up min(50, steps / 10) steps.
 - The last block's condition queries feed nothing (only condition keys/values reach the noisy tokens),
   so that LoRA stays at zero; kept for a uniform target list.
 - ``fit`` also reports the loss on fixed (t, noise) draws before and after training
   (``anchor_loss_before/after``), a low-variance check that the adapters learnt the anchor.
 - Checked here only on tiny random models on the CPU (no FLUX weights, no GPU): the bf16 path runs
-  on the CPU in the tests, the real FLUX.1-dev path is untested.
+  on the CPU in the tests, the real FLUX.1-dev path is untested (perf/gpu_smoke.py is ready for it).
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ class DiffusionSettings:
     prompt: str = ""  # caption used in training (dropped on ``caption_dropout`` of the steps) and sampling
     caption_dropout: float = 0.1
     lora_dtype: str = "fp32"  # trainable adapter weights: "fp32" or "bf16"
+    routing: str = "gather"  # "gather": adapters run on their own tokens only; "mask": the reference check
+    base_storage: str = "bf16"  # "fp8": frozen base weights stored in float8, computed in bf16 (less memory)
     offload: bool = False  # text encoders and VAE on the CPU, moved to the GPU only for their own calls
     vae_tiling: bool = False
     vae_slicing: bool = False
@@ -106,6 +111,7 @@ class DiffusionSettings:
             prompt=config.prompt,
             caption_dropout=config.caption_dropout,
             lora_dtype=config.lora_dtype,
+            base_storage=config.base_storage,
             offload=config.offload,
             vae_tiling=config.vae_tiling,
             vae_slicing=config.vae_slicing,
@@ -171,8 +177,17 @@ class DiffusionHeroStage:
         if self.cfg.vae_slicing:
             vae.enable_slicing()
 
-        self.parts.transformer.requires_grad_(False)
-        install_condition_attention(self.parts.transformer)
+        tr = self.parts.transformer
+        tr.requires_grad_(False)
+        install_condition_attention(tr)
+        if self.cfg.base_storage == "fp8" and not getattr(tr, "_z2h_fp8", False):
+            import torch
+
+            # weights stored in float8 (half of bf16: FLUX.1-dev 11.9 GB), each layer upcast to the compute
+            # dtype only while it runs (diffusers' layerwise casting); before any adapter exists, so the
+            # LoRA weights are never stored in float8
+            tr.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=tr.dtype)
+            tr._z2h_fp8 = True
 
     def _add_adapters(self) -> None:
         import torch
@@ -183,7 +198,18 @@ class DiffusionHeroStage:
         alpha = self.cfg.alpha if self.cfg.alpha is not None else self.cfg.rank
         with torch.random.fork_rng(devices=[]):  # peft draws lora_A from the global RNG: seed it, locally
             torch.manual_seed(self.cfg.seed)
-            self.router = add_condition_adapters(self.parts.transformer, self.names, self.cfg.rank, alpha)
+            self.router = add_condition_adapters(
+                self.parts.transformer, self.names, self.cfg.rank, alpha, method=self.cfg.routing
+            )
+        self._cast_adapters()
+
+    def _cast_adapters(self) -> None:
+        """Adapter weights in ``lora_dtype`` whatever the base's (peft creates them in the base's dtype)."""
+        import torch
+
+        dtype = torch.bfloat16 if self.cfg.lora_dtype == "bf16" else torch.float32
+        for q in self.router.parameters():
+            q.data = q.data.to(dtype)
 
     def _drop_adapters(self) -> None:
         if self.router is not None:
@@ -341,11 +367,8 @@ class DiffusionHeroStage:
         x0 = self._encode(reference[None], size)
         img_ids = latent_ids(size[0] // f, size[1] // f, device=self.device)
 
-        params = self.router.parameters()
-        # trainable LoRA weights in fp32 even on a bf16 base (as the diffusers scripts), or bf16 on request
-        lora_dtype = torch.bfloat16 if self.cfg.lora_dtype == "bf16" else torch.float32
+        params = self.router.parameters()  # in lora_dtype: fp32 as the diffusers scripts, or bf16
         for q in params:
-            q.data = q.data.to(lora_dtype)
             q.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=1e-4)
         warmup = max(1, min(self.cfg.warmup_steps, self.cfg.steps // 10))
@@ -526,7 +549,8 @@ class DiffusionHeroStage:
 
         self._load()
         self._drop_adapters()
-        self.router, info = load_condition_adapters(self.parts.transformer, directory)
+        self.router, info = load_condition_adapters(self.parts.transformer, directory, self.cfg.routing)
+        self._cast_adapters()
         if info.get("mode") != self.cfg.mode or self.router.names != self.names:
             names = self.router.names
             self._drop_adapters()

@@ -86,6 +86,30 @@ def tiny_vae_config() -> dict:
     )
 
 
+def flux_dev_config() -> dict[str, dict]:
+    """Configs of FLUX.1-dev's transformer, VAE and scheduler, as published with its weights
+    (``black-forest-labs/FLUX.1-dev``): for building the full-size models with random weights
+    (perf/gpu_smoke.py) where the weights cannot be downloaded. 11.9 B transformer parameters; the text
+    is T5-XXL (4096-dim, 512 tokens) + CLIP-L pooled (768)."""
+    return {
+        "transformer": dict(
+            patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+            num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+            axes_dims_rope=(16, 56, 56),
+        ),
+        "vae": dict(
+            in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2, norm_num_groups=32, sample_size=1024, scaling_factor=0.3611,
+            shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False,
+        ),
+        "scheduler": dict(
+            shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+            max_image_seq_len=4096,
+        ),
+    }
+
+
 def save_tiny_flux(
     path: str | Path, seed: int = 0, text_tokens: int = 4, text_encoders: bool = False
 ) -> Path:

@@ -152,6 +152,28 @@ def tiny_sd_config() -> dict[str, dict[str, Any]]:
     }
 
 
+def sd21_base_config() -> dict[str, dict[str, Any]]:
+    """Configs of Stable Diffusion 2.1-base's U-Net, VAE and scheduler, as published with its weights
+    (``stabilityai/stable-diffusion-2-1-base``): for building the full-size models with random weights
+    (perf/gpu_smoke.py) where the weights cannot be downloaded. 866 M U-Net parameters."""
+    return {
+        "unet": dict(
+            sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+            layers_per_block=2, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
+            use_linear_projection=True, norm_num_groups=32, norm_eps=1e-5, downsample_padding=1,
+            flip_sin_to_cos=True, freq_shift=0, act_fn="silu",
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        ),
+        "vae": dict(
+            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2, norm_num_groups=32, sample_size=768, scaling_factor=0.18215,
+        ),
+        "scheduler": tiny_sd_config()["scheduler"],
+    }
+
+
 def save_tiny_sd(path: str | Path, seed: int = 0, text_encoder: bool = False) -> Path:
     """Build tiny random SD parts (see :func:`tiny_sd_config`) and ``save_pretrained`` them under ``path``.
 
