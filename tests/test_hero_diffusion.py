@@ -352,7 +352,7 @@ def _lora_grads(stage, zero, orig, ref):
         p.grad = None
     img_ids = latent_ids(size[0] // 2, size[1] // 2)
     stage._loss(conds, cond_ids, x0, img_ids, torch.tensor([0.4]), noise).backward()
-    return {id(p): p.grad.clone() for p in params}
+    return {id(p): torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params}
 
 
 def test_gradient_checkpointing_replays_the_routing(trained):
@@ -366,10 +366,13 @@ def test_gradient_checkpointing_replays_the_routing(trained):
         tr.enable_gradient_checkpointing(stage.router.checkpoint_func())
         got = _lora_grads(stage, zero, orig, ref)
         tr.enable_gradient_checkpointing()  # diffusers' default recomputes with the noisy pass's routing
-        with pytest.raises(torch.utils.checkpoint.CheckpointError, match="different number of tensors"):
-            _lora_grads(stage, zero, orig, ref)
+        try:  # the condition pass is recomputed without its adapters: torch stops, or the gradients are lost
+            wrong = _lora_grads(stage, zero, orig, ref)
+        except torch.utils.checkpoint.CheckpointError:
+            wrong = None
     finally:
         tr.disable_gradient_checkpointing()
         tr.eval()
     assert all(torch.allclose(got[k], want[k], rtol=1e-4, atol=1e-6) for k in want)
     assert max(float(want[k].abs().max()) for k in want) > 1e-4
+    assert wrong is None or not all(torch.allclose(wrong[k], want[k], rtol=1e-2, atol=1e-6) for k in want)
