@@ -9,7 +9,8 @@ checks, in order:
 3. a Zero-Stage pass at 512² (20 DDIM steps, 8 DIFT draws): seconds for the first frame (with the
    reference's inversion, once per video) and per further frame, peak memory;
 4. one FLUX training step in bf16, Mode 1 and Mode 2: the loss is finite, the base is frozen, the LoRAs
-   train; seconds per step and peak memory (gradient checkpointing on, the reference sizes);
+   train; seconds per step and peak memory (gradient checkpointing on, the reference sizes); the Mode 2
+   step again with the masked adapters (``routing="mask"``), for what route-before-compute saves;
 5. the noisy pass is identical with the adapters on and off (same condition K/V);
 6. routing-aware gradient checkpointing gives the same LoRA gradients as no checkpointing;
 7. restore (25 Euler steps): seconds per frame and peak memory.
@@ -57,6 +58,7 @@ class Plan:
     frame: tuple[int, int] = (512, 512)  # Hero-Stage frame (h, w)
     sample_steps: int = 25
     text_tokens: int = 512
+    train_steps: int = 4  # per training run in check 4 (the first one includes warm-up)
 
     @classmethod
     def make(cls, tiny: bool, device: str) -> Plan:
@@ -64,7 +66,8 @@ class Plan:
         if tiny:
             return cls(True, device, torch.float16 if cuda else torch.float32, torch.bfloat16, image=32,
                        attention_sizes=(64, 256), zero_steps=3, dift_draws=2,
-                       hero_sizes={1: (16, 16), 2: (32, 16)}, frame=(32, 32), sample_steps=3, text_tokens=4)
+                       hero_sizes={1: (16, 16), 2: (32, 16)}, frame=(32, 32), sample_steps=3, text_tokens=4,
+                       train_steps=2)
         # the reference recipe's sizes: conditions 512, target 768 in Mode 2 (512 in Mode 1)
         return cls(False, device, torch.float16 if cuda else torch.float32, torch.bfloat16, image=512,
                    attention_sizes=(256, 1024, 4096), hero_sizes={1: (512, 512), 2: (768, 512)},
@@ -138,6 +141,18 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 # --- building the models --------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def building(device: str, dtype: torch.dtype) -> Iterator[None]:
+    """Create modules directly on ``device`` in ``dtype``: FLUX.1-dev built in fp32 first would take 48 GB."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(old)
+
+
 def build_sd(plan: Plan) -> Any:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
@@ -145,7 +160,7 @@ def build_sd(plan: Plan) -> Any:
 
     cfg = tiny_sd_config() if plan.tiny else sd21_base_config()
     torch.manual_seed(0)
-    with torch.device(plan.device):  # initialise where it runs: a CPU init of the full U-Net is slow
+    with building(plan.device, plan.sd_dtype):  # initialise where it runs: a CPU init is slow
         unet = UNet2DConditionModel(**cfg["unet"]).to(plan.sd_dtype).eval().requires_grad_(False)
         vae = AutoencoderKL(**cfg["vae"]).to(plan.sd_dtype).eval().requires_grad_(False)
     embeds = torch.zeros(1, 77, cfg["unet"]["cross_attention_dim"], device=plan.device, dtype=plan.sd_dtype)
@@ -164,7 +179,7 @@ def build_flux(plan: Plan) -> Any:
     else:
         cfg = flux_dev_config()
     torch.manual_seed(0)
-    with torch.device(plan.device):
+    with building(plan.device, plan.flux_dtype):
         transformer = FluxTransformer2DModel(**cfg["transformer"]).to(plan.flux_dtype).requires_grad_(False)
         vae = AutoencoderKL(**cfg["vae"]).to(plan.flux_dtype).eval().requires_grad_(False)
     tc = transformer.config
@@ -280,16 +295,19 @@ class Smoke:
         plan, out = self.plan, {}
         zero, orig = frames(1, *plan.frame, seed=1)[0], frames(1, *plan.frame, seed=2)[0]
         ref = 255 - orig
-        for mode in (1, 2):
+        # Mode 2 also with the masked adapters (every adapter on every token): what route-before-compute saves
+        for mode, routing in ((1, "gather"), (2, "mask"), (2, "gather")):
             self._drop_stage()
-            stage = self._stage(mode, steps=2, warmup_steps=1, gradient_checkpointing=True)
+            stage = self._stage(mode, steps=plan.train_steps, warmup_steps=1, gradient_checkpointing=True,
+                                routing=routing)
+            self.stage = stage  # dropped by the next round, or kept (Mode 2, gathered) for checks 5-7
             stage._load()
             tr = stage.parts.transformer
             probe = [tr.x_embedder.weight, tr.transformer_blocks[0].attn.to_q.weight,
                      tr.single_transformer_blocks[-1].proj_out.weight]
             before = [w.detach().float().sum().item() for w in probe]
             reset_peak(plan.device)
-            stats, seconds = timed(plan.device, lambda: stage.fit(zero, orig, ref))  # noqa: B023
+            stats = stage.fit(zero, orig, ref)
             base = [n for n, w in tr.named_parameters() if "lora_" not in n]
             base_frozen = not any(w.requires_grad or w.grad is not None for n, w in tr.named_parameters()
                                   if "lora_" not in n)
@@ -297,18 +315,21 @@ class Smoke:
             lora_b = [w for n, w in tr.named_parameters() if "lora_B" in n]
             trained = sum(bool(w.abs().max() > 0) for w in lora_b)
             losses = stats["losses"]
-            out[f"mode{mode}"] = {
+            key = f"mode{mode}" + ("_masked_adapters" if routing == "mask" else "")
+            out[key] = {
                 "ok": bool(np.isfinite(losses).all()) and base_frozen and unchanged and trained > 0,
                 "losses": [round(v, 5) for v in losses], "base_frozen": base_frozen and unchanged,
                 "base_tensors": len(base), "lora_B_trained": f"{trained}/{len(lora_b)}",
                 "lora_params_m": round(sum(w.numel() for w in stage.router.parameters()) / 1e6, 3),
-                "resolution": stats["resolution"], "seconds_per_step": round(seconds / len(losses), 3),
+                "resolution": stats["resolution"],
+                # the training loop's own clock (each step ends on a loss.item() sync), warm-up step included
+                "seconds_per_step": round(stats["seconds"] / len(losses), 3),
                 "peak_gib": peak_gib(plan.device)}
-            self.stage = stage  # Mode 2 stays trained for checks 5-7
         return {"ok": all(v["ok"] for v in out.values()), **out}
 
     def _trained_stage(self) -> Any:
-        if self.stage is None:  # check 4 failed: fresh Mode 2 adapters with non-zero weights
+        if self.stage is None or self.stage.router is None or self.stage.cfg.mode != 2:
+            self._drop_stage()  # check 4 failed: fresh Mode 2 adapters with non-zero weights
             self.stage = self._stage(2)
             self.stage._load()
             self.stage._add_adapters()

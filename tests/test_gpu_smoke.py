@@ -46,6 +46,7 @@ def test_tiny_smoke_check_passes_all_seven_checks(smoke, tmp_path, capsys):
         train = by["flux_train_step"][mode]
         assert train["base_frozen"] and len(train["losses"]) == 2 and train["seconds_per_step"] > 0
     assert by["flux_train_step"]["mode2"]["resolution"] == [32, 32]  # target 32, conditions 16
+    assert by["flux_train_step"]["mode2_masked_adapters"]["ok"]
     assert by["noisy_pass_ignores_adapters"]["max_abs_diff"] == 0.0
     assert by["checkpointing_grads"]["max_rel_diff"] <= by["checkpointing_grads"]["tolerance"]
     assert by["restore"]["frames"] == 2
