@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                             folder, reference, Path(out) / "out", n, args.steps, args.work_resolution, mode,
                             extra, args.timeout)}
                     rows.append(row)
+                    if args.json:  # after every point: a long run that is stopped keeps what it measured
+                        args.json.parent.mkdir(parents=True, exist_ok=True)
+                        args.json.write_text(json.dumps(rows, indent=1) + "\n")
                     print(f"{size:>7} {mode:>9} {n:4d} frames: peak RSS {row['peak_rss_mb']:7.0f} MB, "
                           f"{row['seconds_per_frame']:.3f} s/frame (+{row['train_seconds']:.0f} s training),"
                           f" {row['seconds']:.0f} s total [{row['status']}]", flush=True)
@@ -215,9 +218,6 @@ def main(argv: list[str] | None = None) -> int:
             (n0, m0), (n1, m1) = pts[0], pts[-1]
             print(f"{size}: peak RSS {m0:.0f} MB at {n0} frames -> {m1:.0f} MB at {n1} frames "
                   f"({(m1 - m0) / (n1 - n0):+.2f} MB per extra frame)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
     if args.plot:
         plot(rows, args.plot)
         print(f"plot: {args.plot}")
