@@ -43,6 +43,7 @@ class BuildConfig:
     overwrite: bool = False
     blender: str | None = None
     seed: int = 0
+    ray: str | None = None  # render on Ray: "local" or a cluster address (z2h/ray_tasks.py)
 
 
 def check_config(config: BuildConfig) -> None:
@@ -216,9 +217,13 @@ def build(
                              "build, or --overwrite to re-render these videos")
     prepare_output(out, list(seen), config.resume, config.overwrite)
     cmd = worker_command(config.blender)
+    (out / ".logs").mkdir(exist_ok=True)
+    if config.ray is not None:
+        started = time.time()
+        failed = _build_on_ray(specs, out, config, cmd, log)
+        return _finish(specs, out, config, failed, started, log)
     jobs = max(1, min(config.jobs, len(specs)))
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    (out / ".logs").mkdir(exist_ok=True)
     events: queue.Queue = queue.Queue()
     pending, running, failed = list(specs), {}, []
     started = time.time()
@@ -227,34 +232,7 @@ def build(
         while pending or running:
             while pending and len(running) < jobs:
                 s = pending.pop(0)
-                args = [
-                    "--spec",
-                    str(s.source),
-                    "--out",
-                    str(out),
-                    "--engine",
-                    config.engine,
-                    "--samples",
-                    str(config.samples),
-                    "--threads",
-                    str(threads),
-                ]
-                if config.resolution:
-                    args += ["--resolution", *map(str, config.resolution)]
-                if config.frames:
-                    args += ["--frames", str(config.frames)]
-                args += [
-                    f
-                    for f, on in (
-                        ("--flow", config.flow),
-                        ("--full-light", config.full_light),
-                        ("--denoise", config.denoise),
-                        ("--resume", config.resume),
-                    )
-                    if on
-                ]
-                (out / s.name).mkdir(exist_ok=True)
-                write_json_atomic(out / s.name / KEY_FILE, build_record(s, config))
+                args = worker_args(s, out, config, threads)
                 logfile = out / ".logs" / f"{s.name}.log"
                 logfile.write_text(" ".join(cmd + args) + "\n")
                 proc = subprocess.Popen(
@@ -286,8 +264,59 @@ def build(
     finally:
         for proc in running.values():  # interrupted: stop our own workers
             proc.terminate()
+    return _finish(specs, out, config, failed, started, log)
+
+
+def worker_args(s: Spec, out: Path, config: BuildConfig, threads: int) -> list[str]:
+    """worker.py's arguments for one spec; also writes the video's build record (what --resume checks)."""
+    args = ["--spec", str(s.source), "--out", str(out), "--engine", config.engine,
+            "--samples", str(config.samples), "--threads", str(threads)]
+    if config.resolution:
+        args += ["--resolution", *map(str, config.resolution)]
+    if config.frames:
+        args += ["--frames", str(config.frames)]
+    flags = (("--flow", config.flow), ("--full-light", config.full_light), ("--denoise", config.denoise),
+             ("--resume", config.resume))
+    args += [f for f, on in flags if on]
+    (out / s.name).mkdir(exist_ok=True)
+    write_json_atomic(out / s.name / KEY_FILE, build_record(s, config))
+    return args
+
+
+def _build_on_ray(specs: list[Spec], out: Path, config: BuildConfig, cmd: list[str],
+                  log: Callable[[str], None]) -> list[str]:
+    """One Ray task per video, each running worker.py as a subprocess on its node (z2h/ray_tasks.py);
+    returns the names of the videos that failed twice."""
+    import importlib
+
+    ray_tasks = importlib.import_module("z2h.ray_tasks")  # backend side only: the add-on never gets here
+    cluster = ray_tasks.init(config.ray)
+    log(f"ray: {cluster['nodes']} node(s), {cluster['cpus']:g} CPUs; {len(specs)} videos, one task each")
+    tasks = [ray_tasks.Task(s.name, ray_tasks.render_video,
+                            (cmd + worker_args(s, out, config, 1), str(out / ".logs" / f"{s.name}.log")))
+             for s in specs]
+    failed: list[str] = []
+    n_done = 0
+
+    def done(task, result) -> None:
+        nonlocal n_done
+        n_done += 1
+        log(f"[{n_done}/{len(specs)}] {task.key}: done in {result['seconds']:.1f} s on node {result['node']}")
+
+    def fail(task, message: str) -> None:
+        failed.append(task.key)
+        log(f"{task.key}: FAILED {message} (log: {out / '.logs' / task.key}.log)")
+
+    ray_tasks.run_tasks(tasks, done, fail)
+    return failed
+
+
+def _finish(specs: list[Spec], out: Path, config: BuildConfig, failed: list[str], started: float,
+            log: Callable[[str], None]) -> int:
+    """Write the manifest and say what was built; returns the number of failed videos."""
     settings = {
-        k: v for k, v in asdict(config).items() if k not in ("jobs", "resume", "overwrite", "blender")
+        k: v for k, v in asdict(config).items()
+        if k not in ("jobs", "resume", "overwrite", "blender", "ray")
     }
     sizes = {tuple(s.resolution) for s in specs}
     res = config.resolution or (next(iter(sizes)) if len(sizes) == 1 else None)

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--frames", type=int, help="frames per video; keyframes are rescaled (default: the spec's)"
     )
     b.add_argument("--jobs", "-j", type=int, default=1, help="videos rendered in parallel (default 1)")
+    b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="one Ray task per video (needs z2h[ray]): on the cluster at ADDRESS (e.g. auto, "
+                   "HOST:6379), or on a local Ray when no address is given; --out must be on storage every "
+                   "node sees (docs/scale.md)")
     b.add_argument(
         "--engine",
         default="cycles",
@@ -85,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 resolution=(res[0], res[-1]) if res else None,
                 frames=args.frames,
                 jobs=args.jobs,
+                ray=args.ray,
                 engine=args.engine,
                 samples=args.samples,
                 flow=args.engine == "cycles" if args.flow is None else args.flow,
@@ -118,6 +123,6 @@ def run(args: argparse.Namespace) -> int:
         paths = generate(args.n, args.seed, args.out, args.frames, args.resolution, args.overwrite)
         print(f"wrote {len(paths)} specs to {args.out}")
         return 0
-    except (SpecError, FileExistsError, FileNotFoundError, ValueError) as e:
+    except (SpecError, FileExistsError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"z2h bench: error: {e}", file=sys.stderr)
         return 1

@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", help="comma-separated video names (default: all)")
     p.add_argument("--out", type=Path, required=True, help="results folder (new, empty, or an earlier one)")
     p.add_argument("--jobs", type=int, default=1, help="methods run at the same time (threads)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="one Ray task per video x method (needs z2h[ray]): on the cluster at ADDRESS (e.g. "
+                   "auto, HOST:6379), or on a local Ray when no address is given; the benchmark and --out "
+                   "must be on storage every node sees (docs/scale.md)")
     p.add_argument("--protocol", choices=("default", "paper"), default="default",
                    help="default: native resolution; paper: the reference code's 512x512 protocol")
     p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex", help="LPIPS backbone")
@@ -101,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"--set names {method!r}, which is not among the methods run")
         options.setdefault(method, {}).update(opts)
     config = RunConfig(bench=args.bench, out=args.out, methods=methods, videos=_split(args.videos),
-                       jobs=max(1, args.jobs), protocol=args.protocol,
+                       jobs=max(1, args.jobs), ray=args.ray, protocol=args.protocol,
                        lpips=None if args.lpips == "none" else args.lpips, batch_size=args.batch_size,
                        method_options=options)
     reporter = Reporter(args.progress)
@@ -111,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     except Cancelled as e:
         reporter.emit("cancelled", out=str(args.out), partial=True, message=str(e))
         return 130
-    except (FileNotFoundError, FileExistsError, ValueError, FolderBusy) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, FolderBusy, RuntimeError) as e:
         reporter.emit("error", message=str(e))  # also on stderr, in every mode
         return 1
     failures = [f"{m} on {video}: {v.get('error', '?')}" for m, e in record["methods"].items() if m in methods

@@ -54,6 +54,7 @@ class RunConfig:
     lpips: str | None = "alex"  # None: no LPIPS (NaN columns)
     batch_size: int = 8
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ray: str | None = None  # run on Ray: "local" or a cluster address (z2h/ray_tasks.py)
 
 
 def baseline_names(include_raft: bool = False, include_ebsynth: bool = False) -> list[str]:
@@ -364,7 +365,11 @@ class Runner:
         return self.record
 
     def produce_and_score(self) -> None:
-        if self.c.jobs > 1:
+        if self.c.ray is not None:  # one Ray task per method x video (z2h/ray_tasks.py)
+            from z2h.ray_tasks import eval_on_ray
+
+            eval_on_ray(self)
+        elif self.c.jobs > 1:
             with ThreadPoolExecutor(self.c.jobs) as pool:
                 list(pool.map(self.produce_all, self.c.methods))
         else:
