@@ -238,7 +238,7 @@ def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = No
     except ValueError as exc:
         raise EditError(str(exc)) from exc
     name = video_name(scene, obj)
-    work = Path(settings.cache_dir) / "edits" / f"{_safe(Path(bpy.data.filepath).stem or 'untitled')}-{name}"
+    work = _work_dir(settings, scene, name)
 
     reference = work / "reference.png"
     if props.reference_mode == "IMAGE":
@@ -293,6 +293,95 @@ def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = No
     props.job_status, props.job_stage, props.job_progress, props.job_message = "running", "Starting", 0.0, ""
     props.job_log, props.job_eta, props.job_tail = "", -1.0, ""
     return run
+
+
+def run_history(context: bpy.types.Context, settings: BackendSettings,
+                limit: int = 5) -> list[tuple[Path, bool]]:
+    """The latest runs of the active video, newest first: (run folder, whether it has a result)."""
+    scene = context.scene
+    name = video_name(scene, context.view_layer.objects.active)
+    try:
+        runs = [p for p in (output_root(scene, settings) / "edits").glob(f"{name}-*") if p.is_dir()]
+    except OSError:
+        return []
+    runs.sort(key=lambda p: p.name, reverse=True)  # <name>-<YYYYmmdd-HHMMSS>: names sort by time
+    return [(p, (p / "result" / "frames").is_dir()) for p in runs[:limit]]
+
+
+def _work_dir(settings: BackendSettings, scene: bpy.types.Scene, name: str) -> Path:
+    return Path(settings.cache_dir) / "edits" / f"{_safe(Path(bpy.data.filepath).stem or 'untitled')}-{name}"
+
+
+def begin_anchor(context: bpy.types.Context, settings: BackendSettings | None = None) -> Run:
+    """Render the current frame (the anchor) in the background, to paint the reference on; when done,
+    :func:`finish_anchor` opens it as the image "Z2H anchor <video>"."""
+    if busy():
+        raise EditError("a z2h task is already running: cancel it first")
+    settings = settings or backend_settings(context)
+    scene = context.scene
+    if scene.camera is None:
+        raise EditError(f"scene {scene.name!r} has no active camera")
+    try:
+        resolution, engine, samples = render_options(scene)
+    except ValueError as exc:
+        raise EditError(str(exc)) from exc
+    name = video_name(scene, context.view_layer.objects.active)
+    work = _work_dir(settings, scene, name)
+    path = work / f"anchor-{scene.frame_current:04d}.png"
+    task = {"kind": "frames", "out": str(work / "unused"), "frames": [scene.frame_current] * 2,
+            "resolution": list(resolution), "engine": engine, "samples": samples, "render_original": False,
+            "reference": {"object": "", "edit": None, "frame": scene.frame_current, "path": str(path)}}
+    try:
+        run = Run("anchor", background.start(scene, work / "worker", task, work / "anchor.log"),
+                  render_share=1.0, run_dir=work)
+    except (BackendError, OSError, RuntimeError) as exc:
+        raise EditError(str(exc)) from exc
+    _active.clear()
+    _active.update(run=run, scene=scene.name, anchor=path, name=name)
+    scene.z2h.job_status, scene.z2h.job_message, scene.z2h.job_tail = "running", "", ""
+    return run
+
+
+def finish_anchor(scene: bpy.types.Scene, state: JobState) -> tuple[str, str]:
+    """Open the rendered anchor as "Z2H anchor <video>" (in an Image Editor, if one is open, in paint
+    mode), so the user paints the new look with Blender's own tools; then Use Painted Image."""
+    path, name = _active.get("anchor"), _active.get("name", "")
+    _active.clear()
+    if state.status == "cancelled":
+        return "WARNING", "z2h: cancelled"
+    if state.status != "done" or path is None:
+        return "ERROR", f"render: {state.message}"
+    label = f"Z2H anchor {name}"
+    old = bpy.data.images.get(label)
+    if old is not None:
+        bpy.data.images.remove(old)
+    image = bpy.data.images.load(str(path), check_existing=False)
+    image.name = label
+    scene.z2h.paint_image = image.name
+    for window in bpy.context.window_manager.windows:  # none headless
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = image
+                area.spaces.active.ui_mode = "PAINT"
+                area.tag_redraw()
+                break
+    return "INFO", f"z2h: anchor frame rendered: paint on image '{label}', then press Use Painted Image"
+
+
+def use_painted_image(context: bpy.types.Context, settings: BackendSettings | None = None) -> Path:
+    """Save the painted anchor image as a PNG in the work folder and make it the reference."""
+    scene = context.scene
+    image = bpy.data.images.get(scene.z2h.paint_image)
+    if image is None:
+        raise EditError("no painted anchor: press Render Anchor first")
+    settings = settings or backend_settings(context)
+    name = video_name(scene, context.view_layer.objects.active)
+    path = _work_dir(settings, scene, name) / f"painted-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.filepath_raw, image.file_format = str(path), "PNG"
+    image.save()
+    scene.z2h.reference_mode, scene.z2h.reference_path = "IMAGE", str(path)
+    return path
 
 
 def start_edit(context: bpy.types.Context, settings: BackendSettings | None = None) -> Run:

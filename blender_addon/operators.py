@@ -198,6 +198,59 @@ class Z2H_OT_run_edit(_FollowRun, bpy.types.Operator):
         return self._wait(context) if self._start(context) else {"CANCELLED"}
 
 
+class Z2H_OT_render_anchor(_FollowRun, bpy.types.Operator):
+    """Render the current frame in the background and open it for painting the new look in an Image
+    Editor (Blender's texture paint tools)"""
+
+    bl_idname = "z2h.render_anchor"
+    bl_label = "Render Anchor"
+
+    @classmethod
+    def poll(cls, context):
+        return _poll_task(cls, context, need_mesh=False)
+
+    def _start(self, context) -> bool:
+        try:
+            jobs.begin_anchor(context)
+        except jobs.EditError as exc:
+            _show_error(context, str(exc))
+            self.report({"ERROR"}, str(exc))
+            return False
+        return True
+
+    def _finish(self, scene, state):
+        return jobs.finish_anchor(scene, state)
+
+    def invoke(self, context, event):
+        return self._follow(context) if self._start(context) else {"CANCELLED"}
+
+    def execute(self, context):
+        return self._wait(context) if self._start(context) else {"CANCELLED"}
+
+
+class Z2H_OT_use_painted(bpy.types.Operator):
+    """Save the painted anchor frame and use it as the reference of Run z2h"""
+
+    bl_idname = "z2h.use_painted"
+    bl_label = "Use Painted Image"
+
+    @classmethod
+    def poll(cls, context):
+        if bpy.data.images.get(context.scene.z2h.paint_image) is None:
+            cls.poll_message_set("Press Render Anchor first, then paint on the image")
+            return False
+        return True
+
+    def execute(self, context):
+        try:
+            path = jobs.use_painted_image(context)
+        except (jobs.EditError, RuntimeError, OSError) as exc:
+            self.report({"ERROR"}, f"Use painted image: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"z2h: reference is now {path}")
+        return {"FINISHED"}
+
+
 class Z2H_OT_cancel(bpy.types.Operator):
     """Stop the running z2h task (terminates its whole process group, mid-frame)"""
 
@@ -247,6 +300,22 @@ class Z2H_OT_open_log(_OpenPath, bpy.types.Operator):
     @classmethod
     def _path(cls, context):
         return jobs.active_scene(context.scene).z2h.job_log
+
+
+class Z2H_OT_open_path(bpy.types.Operator):
+    """Open this folder with the system's file browser"""
+
+    bl_idname = "z2h.open_path"
+    bl_label = "Open"
+
+    filepath: StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"})
+
+    def execute(self, context):
+        if not Path(self.filepath).exists():
+            self.report({"ERROR"}, f"{self.filepath} no longer exists")
+            return {"CANCELLED"}
+        bpy.ops.wm.path_open(filepath=self.filepath)
+        return {"FINISHED"}
 
 
 class Z2H_OT_open_result(_OpenPath, bpy.types.Operator):

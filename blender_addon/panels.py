@@ -125,11 +125,14 @@ class Z2H_PT_edit(_Z2HPanel, bpy.types.Panel):
         layout.prop(props, "reference_mode", text="")
         if props.reference_mode == "IMAGE":
             layout.prop(props, "reference_path", text="")
+            row = layout.row(align=True)  # or paint it: render the anchor, paint, use it
+            row.operator("z2h.render_anchor", icon="RENDER_STILL")
+            row.operator("z2h.use_painted", icon="BRUSH_DATA")
         else:
             _draw_edit_settings(layout, props)
         layout.prop(props, "rerender")
         run = jobs.active_job()
-        if jobs.busy() and run is not None and run.kind == "edit":
+        if jobs.busy() and run is not None and run.kind in ("edit", "anchor"):
             _draw_progress(layout, props)
             return
         layout.operator("z2h.run_edit", icon="PLAY")
@@ -139,3 +142,11 @@ class Z2H_PT_edit(_Z2HPanel, bpy.types.Panel):
             row = layout.row(align=True)
             row.operator("z2h.open_result", icon="FILE_FOLDER")
             row.operator("z2h.open_log", icon="TEXT")
+        history = jobs.run_history(context, backend_settings(context))
+        if history:
+            col = layout.column(align=True)
+            col.label(text="Runs of this video:")
+            for folder, done in history:
+                row = col.row(align=True)
+                row.label(text=folder.name, icon="CHECKMARK" if done else "X")
+                row.operator("z2h.open_path", text="", icon="FILE_FOLDER").filepath = str(folder)

@@ -61,6 +61,8 @@ class Z2H_SceneProps(bpy.types.PropertyGroup):
         default="RECOLOR",
     )
     reference_path: StringProperty(name="Reference image", subtype="FILE_PATH", default="")
+    paint_image: StringProperty(name="Anchor to paint", default="",
+                                description="The image Render Anchor made, to paint the new look on")
     rerender: BoolProperty(name="Re-render original", default=False,
                            description="Render the original frames again although the scene looks unchanged "
                                        "(the cache is keyed on the scene's content and render settings)")

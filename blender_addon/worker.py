@@ -5,7 +5,7 @@ It opens the saved copy of the scene named in the job and renders one of two tas
 progress JSON line after every image (the contract of docs/architecture.md, "Progress JSON lines"):
 
 - ``"frames"``: the original frames of a z2h edit into ``out`` (then the cache stamp), and with
-  ``reference`` the anchor frame with the object recoloured;
+  ``reference`` the anchor frame with the object recoloured (or as it is, to paint on);
 - ``"pair"``: a benchmark video (original, edited, mask, meta.json) and the benchmark's manifest.
 
 Exit codes: 0 done, 1 error (an ``error`` event says why). A SIGTERM from Cancel ends it at once;
@@ -14,6 +14,7 @@ its frames go to a ``.partial`` folder or temporary names, so nothing half-done 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -53,11 +54,11 @@ def render_frames(addon, scene, job: dict) -> None:
         for done in rendering.render_steps(scene, job["out"], frames, *args):
             emit("progress", stage="render", step=done, total=total, message=f"frame {frames[done - 1]}")
         rendering.write_stamp(job["out"], job["stamp"])
-    if ref is not None:
-        obj = scene.objects[ref["object"]]
-        edit = spec.edit_from_dict(ref["edit"])
-        with rendering.overridden(scene, rendering.render_settings(scene, *args)), \
-                rendering.edited_object(obj, edit):
+    if ref is not None:  # the anchor frame, recoloured (no "edit": as it is, for painting)
+        edited = contextlib.nullcontext()
+        if ref.get("edit") is not None:
+            edited = rendering.edited_object(scene.objects[ref["object"]], spec.edit_from_dict(ref["edit"]))
+        with rendering.overridden(scene, rendering.render_settings(scene, *args)), edited:
             rendering.render_frame(scene, ref["frame"], Path(ref["path"]))
         emit("progress", stage="render", step=total, total=total, message="reference")
 

@@ -25,7 +25,9 @@ from z2h.benchmark.png import read_header, read_png, write_png  # noqa: E402
 
 MODULE = "z2h.blender_addon"
 CLASSES = ["Z2H_OT_render_pair", "Z2H_OT_export_spec", "Z2H_OT_run_edit", "Z2H_OT_cancel",
-           "Z2H_OT_open_log", "Z2H_OT_open_result", "Z2H_OT_check_backend", "Z2H_PT_benchmark", "Z2H_PT_edit"]
+           "Z2H_OT_open_log", "Z2H_OT_open_result", "Z2H_OT_open_path", "Z2H_OT_render_anchor",
+           "Z2H_OT_use_painted",
+           "Z2H_OT_check_backend", "Z2H_PT_benchmark", "Z2H_PT_edit"]
 ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_EDIT = textwrap.dedent(
@@ -310,6 +312,14 @@ def test_original_render_is_cached_until_settings_change(fake_backend, tmp_path)
     assert (video / "0000.png").stat().st_mtime_ns == mtime  # reused
     outs = sorted((tmp_path / "out" / "edits").iterdir())
     assert len(outs) == 2  # a second result never overwrites the first
+    # ... and the panel lists both runs, newest first, each with a button opening its folder.
+    from z2h.blender_addon.panels import Z2H_PT_edit
+
+    drawn = _draw(Z2H_PT_edit)
+    listed = [e[1] for e in drawn if e[0] == "label" and e[1].startswith("Box-")]
+    assert listed == [p.name for p in reversed(outs)]
+    opened = [e[3].filepath for e in drawn if e[0] == "operator" and e[1] == "z2h.open_path"]
+    assert opened == [str(p) for p in reversed(outs)]
     scene.frame_current = 3  # another anchor: the originals are still those of this scene
     state, _ = _wait(jobs.start_edit(bpy.context))
     jobs.finish_edit(scene, state)
@@ -452,6 +462,34 @@ def test_reference_image_can_be_grey_palette_or_jpeg(fake_backend, tmp_path, kin
     scene.z2h.reference_path = str(bmp)
     with pytest.raises(jobs.EditError, match="use a PNG or JPEG file"):
         jobs.start_edit(bpy.context)
+
+
+def test_paint_workflow_render_anchor_paint_and_use_it(fake_backend, tmp_path):
+    """Render Anchor -> paint in an Image Editor (here: pixels set by hand) -> Use Painted Image -> Run."""
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path)
+    scene.z2h.reference_mode = "IMAGE"
+    assert not bpy.ops.z2h.use_painted.poll()
+    assert bpy.ops.z2h.render_anchor() == {"FINISHED"}  # execute(): the background render, waited for
+    image = bpy.data.images[scene.z2h.paint_image]
+    assert image.name == "Z2H anchor Box" and tuple(image.size) == (32, 32)
+    assert scene.frame_current == 2 and not fake_backend.exists()
+    pixels = np.empty(32 * 32 * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    pixels = pixels.reshape(32, 32, 4)
+    pixels[8:16, 8:16, :3] = (0.0, 1.0, 0.0)  # a green brush stroke
+    image.pixels.foreach_set(pixels.ravel())
+    assert bpy.ops.z2h.use_painted() == {"FINISHED"}
+    painted = Path(scene.z2h.reference_path)
+    assert scene.z2h.reference_mode == "IMAGE" and painted.is_file()
+    stroke = read_png(painted)[32 - 16:32 - 8, 8:16, :3]  # image rows run bottom-up in Blender
+    assert (stroke[..., 1] > 250).all() and (stroke[..., 0] < 5).all()
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    assert state.status == "done"
+    argv = json.loads(fake_backend.read_text())["argv"]
+    assert argv[argv.index("--reference") + 1] == str(painted)
+    jobs.finish_edit(scene, state)
 
 
 def test_reference_image_mode_passes_the_file(fake_backend, tmp_path):
