@@ -26,6 +26,7 @@ classes = (
     operators.Z2H_OT_open_log,
     operators.Z2H_OT_open_result,
     operators.Z2H_OT_open_path,
+    operators.Z2H_OT_play_result,
     operators.Z2H_OT_check_backend,
     panels.Z2H_PT_benchmark,
     panels.Z2H_PT_edit,

@@ -51,3 +51,11 @@ def start(scene: bpy.types.Scene, work: Path, task: dict, log: Path) -> BackendJ
     tmp.write_text(json.dumps(job, indent=1))
     os.replace(tmp, job_file)
     return BackendJob(worker_command(job_file), log=log)
+
+
+def preview_command(first_frame: Path, fps: int, fps_base: float = 1.0) -> list[str] | None:
+    """Blender's animation player (``blender -a``) on an image sequence at the scene's frame rate;
+    None when there is no Blender binary (the bpy module)."""
+    if not bpy.app.binary_path:
+        return None
+    return [bpy.app.binary_path, "-a", "-f", str(int(fps)), str(float(fps_base)), str(first_frame)]

@@ -302,6 +302,38 @@ class Z2H_OT_open_log(_OpenPath, bpy.types.Operator):
         return jobs.active_scene(context.scene).z2h.job_log
 
 
+class Z2H_OT_play_result(bpy.types.Operator):
+    """Play the last result in Blender's animation player, at the scene's frame rate"""
+
+    bl_idname = "z2h.play_result"
+    bl_label = "Play Preview"
+
+    @classmethod
+    def _first_frame(cls, context):
+        frames = sorted((Path(context.scene.z2h.result_dir) / "frames").glob("*.png"))
+        return frames[0] if context.scene.z2h.result_dir and frames else None
+
+    @classmethod
+    def poll(cls, context):
+        if cls._first_frame(context) is None:
+            cls.poll_message_set("No result yet")
+            return False
+        if not bpy.app.binary_path:
+            cls.poll_message_set("Needs Blender's animation player (not available in the bpy module)")
+            return False
+        return True
+
+    def execute(self, context):
+        import subprocess
+
+        from .background import preview_command
+
+        render = context.scene.render
+        argv = preview_command(self._first_frame(context), render.fps, render.fps_base)
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return {"FINISHED"}
+
+
 class Z2H_OT_open_path(bpy.types.Operator):
     """Open this folder with the system's file browser"""
 

@@ -141,6 +141,7 @@ class Z2H_PT_edit(_Z2HPanel, bpy.types.Panel):
             layout.label(text=f"Result: {props.result_dir}", icon="CHECKMARK")
             row = layout.row(align=True)
             row.operator("z2h.open_result", icon="FILE_FOLDER")
+            row.operator("z2h.play_result", icon="PLAY")
             row.operator("z2h.open_log", icon="TEXT")
         history = jobs.run_history(context, backend_settings(context))
         if history:

@@ -26,7 +26,7 @@ from z2h.benchmark.png import read_header, read_png, write_png  # noqa: E402
 MODULE = "z2h.blender_addon"
 CLASSES = ["Z2H_OT_render_pair", "Z2H_OT_export_spec", "Z2H_OT_run_edit", "Z2H_OT_cancel",
            "Z2H_OT_open_log", "Z2H_OT_open_result", "Z2H_OT_open_path", "Z2H_OT_render_anchor",
-           "Z2H_OT_use_painted",
+           "Z2H_OT_use_painted", "Z2H_OT_play_result",
            "Z2H_OT_check_backend", "Z2H_PT_benchmark", "Z2H_PT_edit"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -227,7 +227,7 @@ def test_default_cache_dir_is_never_the_addon_folder(prefs):
 
 
 # ---------------------------------------------------------------------------------------- z2h edit
-def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp_path, prefs):
+def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp_path, prefs, monkeypatch):
     from z2h.blender_addon import jobs
 
     scene, box = make_scene(tmp_path)
@@ -294,6 +294,19 @@ def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp
     assert "worker.py" in (run_dir / "render.log").read_text().splitlines()[0]
     assert scene.z2h.job_log == str(run_dir / "backend.log")
     assert jobs.active_job() is None
+    # Play Preview: Blender's player at the scene's frame rate (the bpy module has no player: greyed out).
+    import types
+
+    from z2h.blender_addon import background
+
+    with pytest.raises(RuntimeError, match="animation player"):
+        bpy.ops.z2h.play_result()
+    first = Path(args["--out"]) / "frames" / "0000.png"
+    assert background.preview_command(first, 30, 1.001) is None  # bpy.app.binary_path is empty here
+    blender = types.SimpleNamespace(app=types.SimpleNamespace(binary_path="/opt/blender/blender"))
+    monkeypatch.setattr(background, "bpy", blender)
+    assert background.preview_command(first, 30, 1.001) == ["/opt/blender/blender", "-a", "-f", "30", "1.001",
+                                                             str(first)]
     # The 3D scene itself got no strips, so its own renders stay renders of the 3D scene.
     assert scene.sequence_editor is None or len(all_strips(scene.sequence_editor)) == 0
 
