@@ -42,7 +42,7 @@ def _settings(model_dir, **kw):
 
 
 class _Calls:
-    """Records the keyword inputs of every transformer forward (which pass, guidance, text)."""
+    """Records the keyword inputs of every transformer forward (which pass, guidance, text, tokens)."""
 
     def __init__(self, transformer):
         self.calls = []
@@ -51,6 +51,7 @@ class _Calls:
     def __call__(self, module, args, kwargs):
         g = kwargs.get("guidance")
         self.calls.append({"noisy": kwargs["encoder_hidden_states"].shape[1] > 0,
+                           "tokens": kwargs["hidden_states"].shape[1],
                            "guidance": None if g is None else float(g[0]),
                            "text": kwargs["encoder_hidden_states"].detach().clone(),
                            "pooled": kwargs["pooled_projections"].detach().clone()})
@@ -119,16 +120,32 @@ def test_uniform_timesteps_give_small_t_its_share():
 # --- behaviour ----------------------------------------------------------------------------------------------
 
 
-def test_training_uses_guidance_1_and_sampling_3_5(model_dir):
+def test_training_uses_guidance_1_and_sampling_3_5(model_dir, monkeypatch):
+    import z2h.hero_stage.diffusion as engine
+
+    densities = []
+    real = engine.sample_timestep
+    monkeypatch.setattr(engine, "sample_timestep", lambda d, *a: densities.append(d) or real(d, *a))
     stage = DiffusionHeroStage(_settings(model_dir, mode=2))
     stage._load()
     calls = _Calls(stage.parts.transformer)
     stage.fit(*_triplet())
+    assert densities == ["uniform", "uniform"]  # t drawn from the configured density every step
     trained, calls.calls = calls.calls, []
     zero, orig, _ = _triplet()
     stage.restore(zero[None], orig[None])
     assert len(trained) == 4 and {c["guidance"] for c in trained} == {1.0}  # 2 steps x (conditions, noisy)
     assert len(calls.calls) == 3 and {c["guidance"] for c in calls.calls} == {3.5}  # conditions once, 2 steps
+
+
+def test_conditions_and_target_have_their_own_sizes(model_dir):
+    stage = DiffusionHeroStage(_settings(model_dir, mode=2, resolution=32, cond_resolution=16, steps=1))
+    stage._load()
+    calls = _Calls(stage.parts.transformer)
+    stats = stage.fit(*_triplet(48, 48))
+    record, noisy = calls.calls
+    assert stats["resolution"] == [32, 32]
+    assert noisy["tokens"] == (32 // 4) ** 2 and record["tokens"] == 2 * (16 // 4) ** 2  # 2x2 latent patches
 
 
 def test_caption_is_used_and_dropped_on_its_share_of_steps(text_model_dir):
