@@ -245,9 +245,10 @@ def test_longer_training_learns_this_reference(model_dir):
     stage = DiffusionHeroStage(_settings(model_dir, steps=200, lr=1e-2))
     zero, orig, ref = _triplet()
     stats = stage.fit(zero, orig, ref)
-    assert stats["anchor_loss_after"] < 0.7 * stats["anchor_loss_before"], stats  # measured 0.66
+    assert stats["anchor_loss_after"] < 0.7 * stats["anchor_loss_before"], stats  # measured 0.667
     # it fits THIS target, not just a generic shift: the original anchor as target scores worse
-    assert stage.anchor_loss(zero, orig, ref) < 0.96 * stage.anchor_loss(zero, orig, orig)  # 1.62 vs 1.75
+    # (measured 1.64 vs 1.72 with the reference recipe: guidance 1.0, uniform t; 1.62 vs 1.75 before)
+    assert stage.anchor_loss(zero, orig, ref) < 0.97 * stage.anchor_loss(zero, orig, orig)
 
 
 def test_adapters_save_and_load_to_identical_output(trained, model_dir, tmp_path):
