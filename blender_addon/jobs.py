@@ -14,6 +14,7 @@ run has a folder ``<output>/edits/<name>-<time>/`` with its logs and the backend
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 from collections.abc import Callable
@@ -189,6 +190,42 @@ def _unique(path: Path) -> Path:
     return candidate
 
 
+def _file_id(path: str) -> list:
+    """A file's identity for the cache key: path, size and modification time."""
+    try:
+        st = os.stat(path)
+        return [path, st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [path, None, None]
+
+
+def footage(scene: bpy.types.Scene) -> tuple[dict, tuple[int, int]] | None:
+    """Filmed video as the edit's source (Video > Sequencer strip / Movie Clip): the worker's
+    description of it and its frame range; None for the 3D scene. EditError when it is not usable."""
+    props = scene.z2h
+    if props.source == "CLIP":
+        clip = props.clip
+        if clip is None:
+            raise EditError("choose the Movie Clip to edit")
+        start = clip.frame_start
+        path = bpy.path.abspath(clip.filepath, library=clip.library)
+        return ({"kind": "clip", "clip": clip.name, "frame_start": start, "file": _file_id(path)},
+                (start, start + clip.frame_duration - 1))
+    if props.source == "STRIP":
+        editor = scene.sequence_editor
+        strip = editor.active_strip if editor is not None else None
+        if strip is None or strip.type not in ("MOVIE", "IMAGE"):
+            raise EditError("make a movie or image strip the active strip of this scene's Video Sequencer")
+        if strip.type == "MOVIE":
+            files = [_file_id(bpy.path.abspath(strip.filepath))]
+        else:
+            folder = bpy.path.abspath(strip.directory)
+            files = [_file_id(os.path.join(folder, e.filename)) for e in strip.elements]
+        start, end = strip.frame_final_start, strip.frame_final_end - 1
+        return {"kind": "strip", "strip": strip.name, "files": files, "range": [start, end]}, (start, end)
+    return None
+
+
 def _check_reference(path: Path, resolution: tuple[int, int]) -> None:
     """A PNG (RGB, grey or palette) or JPEG of the render's size; read by Blender itself."""
     if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
@@ -223,15 +260,19 @@ def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = No
         raise EditError("set the backend Python (a venv with z2h installed) in the Z2H add-on preferences")
     scene, props = context.scene, context.scene.z2h
     obj = context.view_layer.objects.active
+    source = footage(scene)
     try:
-        start, end = frame_range(scene)
+        start, end = source[1] if source else frame_range(scene)
     except ValueError as exc:
         raise EditError(str(exc)) from exc
     if not start <= scene.frame_current <= end:
         raise EditError(f"the current frame {scene.frame_current} (the anchor) is outside the range "
                         f"{start}..{end}")
-    if scene.camera is None:
+    if source is None and scene.camera is None:
         raise EditError(f"scene {scene.name!r} has no active camera")
+    if source is not None and props.reference_mode == "RECOLOR":
+        raise EditError("filmed video cannot be recoloured by material: paint the anchor (Render Anchor, "
+                        "Use Painted Image) or choose an edited image")
     anchor_frame = scene.frame_current
     try:
         resolution, engine, samples = render_options(scene)
@@ -255,7 +296,8 @@ def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = No
     # The scene's content is part of the key: a moved object or a changed light means new originals.
     stamp = {"blend": bpy.data.filepath, "scene": scene.name, "frames": [start, end],
              "resolution": list(resolution), "engine": engine, "samples": samples,
-             "content": fingerprint.scene_fingerprint(scene, start)}
+             "content": fingerprint.scene_fingerprint(scene, start),
+             "footage": source[0] if source else None}
     render_original = props.rerender or not rendering.cached_sequence(video, stamp)
     run_dir = _unique(output_root(scene, settings) / "edits" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     inputs = EditInputs(video=video, anchor=anchor_frame - start, reference=reference, out=run_dir / "result",
@@ -273,7 +315,7 @@ def begin_edit(context: bpy.types.Context, settings: BackendSettings | None = No
     if render_original or props.reference_mode == "RECOLOR":
         task = {"kind": "frames", "out": str(video), "frames": [start, end], "resolution": list(resolution),
                 "engine": engine, "samples": samples, "stamp": stamp,
-                "render_original": render_original}
+                "render_original": render_original, "footage": source[0] if source else None}
         if props.reference_mode == "RECOLOR":
             edit = {k: v for k, v in dataclasses.asdict(rendering.make_edit(obj, props)).items()
                     if v is not None and k != "object"}
@@ -319,7 +361,8 @@ def begin_anchor(context: bpy.types.Context, settings: BackendSettings | None = 
         raise EditError("a z2h task is already running: cancel it first")
     settings = settings or backend_settings(context)
     scene = context.scene
-    if scene.camera is None:
+    source = footage(scene)
+    if source is None and scene.camera is None:
         raise EditError(f"scene {scene.name!r} has no active camera")
     try:
         resolution, engine, samples = render_options(scene)
@@ -330,6 +373,7 @@ def begin_anchor(context: bpy.types.Context, settings: BackendSettings | None = 
     path = work / f"anchor-{scene.frame_current:04d}.png"
     task = {"kind": "frames", "out": str(work / "unused"), "frames": [scene.frame_current] * 2,
             "resolution": list(resolution), "engine": engine, "samples": samples, "render_original": False,
+            "footage": source[0] if source else None,
             "reference": {"object": "", "edit": None, "frame": scene.frame_current, "path": str(path)}}
     try:
         run = Run("anchor", background.start(scene, work / "worker", task, work / "anchor.log"),

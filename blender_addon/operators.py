@@ -90,7 +90,7 @@ def _poll_task(cls, context, need_mesh: bool) -> bool:
     if jobs.busy():
         cls.poll_message_set("A z2h task is running: wait for it or press Cancel (Esc)")
         return False
-    if context.scene.camera is None:
+    if context.scene.camera is None and (need_mesh or context.scene.z2h.source == "SCENE"):
         cls.poll_message_set("The scene has no active camera to render from")
         return False
     obj = _active_object(context)

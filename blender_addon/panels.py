@@ -122,6 +122,14 @@ class Z2H_PT_edit(_Z2HPanel, bpy.types.Panel):
         layout, scene = self.layout, context.scene
         props = scene.z2h
         layout.label(text=f"Anchor: frame {scene.frame_current}", icon="KEYFRAME")
+        layout.prop(props, "source")
+        if props.source == "CLIP":
+            layout.prop(props, "clip", text="")
+        elif props.source == "STRIP":
+            editor = scene.sequence_editor
+            strip = editor.active_strip if editor is not None else None
+            text = f"Strip: {strip.name}" if strip is not None else "Select a strip in the Sequencer"
+            layout.label(text=text, icon="SEQUENCE")
         layout.prop(props, "reference_mode", text="")
         if props.reference_mode == "IMAGE":
             layout.prop(props, "reference_path", text="")

@@ -9,6 +9,7 @@ from bpy.props import (
     FloatProperty,
     FloatVectorProperty,
     IntProperty,
+    PointerProperty,
     StringProperty,
 )
 
@@ -54,6 +55,15 @@ class Z2H_SceneProps(bpy.types.PropertyGroup):
                                description="Name of the benchmark video (default: the object's name)")
 
     # The z2h edit.
+    source: EnumProperty(
+        name="Video",
+        items=[("SCENE", "3D scene", "Render the frames from the 3D scene"),
+               ("STRIP", "Sequencer strip", "Filmed video: the active movie or image strip of this scene's "
+                                            "Video Sequencer"),
+               ("CLIP", "Movie Clip", "Filmed video: a Movie Clip")],
+        default="SCENE",
+    )
+    clip: PointerProperty(name="Movie Clip", type=bpy.types.MovieClip)
     reference_mode: EnumProperty(
         name="Reference",
         items=[("RECOLOR", "Recolour object", "Render the anchor frame with the active object recoloured"),

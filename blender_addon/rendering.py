@@ -38,15 +38,16 @@ def overridden(scene: bpy.types.Scene, values: Sequence[tuple[str, object]]) -> 
 
 
 def render_settings(scene: bpy.types.Scene, resolution: tuple[int, int], engine: str,
-                    samples: int) -> list[tuple[str, object]]:
-    """The overrides for an 8-bit RGB PNG render of the 3D scene at ``resolution``."""
+                    samples: int, sequencer: bool = False) -> list[tuple[str, object]]:
+    """The overrides for an 8-bit RGB PNG render of the 3D scene at ``resolution`` (``sequencer``:
+    of the Video Sequencer's output instead, for footage)."""
     compat = bench.module("blender_compat")
     values: list[tuple[str, object]] = [
         ("render.engine", compat.engine_id(engine)),
         ("render.resolution_x", int(resolution[0])),
         ("render.resolution_y", int(resolution[1])),
         ("render.resolution_percentage", 100),
-        ("render.use_sequencer", False),  # strips in this scene must not replace the 3D render
+        ("render.use_sequencer", sequencer),  # else strips in this scene would replace the 3D render
     ]
     values += [(f"render.image_settings.{attr}", v) for attr, v in compat.file_format_values("PNG")]
     values += [
@@ -62,8 +63,8 @@ def render_settings(scene: bpy.types.Scene, resolution: tuple[int, int], engine:
 
 
 def render_frame(scene: bpy.types.Scene, frame: int, path: Path) -> None:
-    """Render the 3D scene at ``frame`` to ``path`` (a .png) with the current settings."""
-    if scene.camera is None:
+    """Render the 3D scene (or the sequencer, when on) at ``frame`` to ``path`` (a .png)."""
+    if scene.camera is None and not scene.render.use_sequencer:
         raise ValueError(f"scene {scene.name!r} has no active camera to render from")
     scene.frame_set(frame)
     with overridden(scene, [("render.filepath", str(path.with_suffix("")))]):
@@ -73,7 +74,8 @@ def render_frame(scene: bpy.types.Scene, frame: int, path: Path) -> None:
 
 
 def render_steps(scene: bpy.types.Scene, out_dir: str | Path, frames: Sequence[int],
-                 resolution: tuple[int, int], engine: str, samples: int) -> Iterator[int]:
+                 resolution: tuple[int, int], engine: str, samples: int,
+                 sequencer: bool = False) -> Iterator[int]:
     """Render ``frames`` of the 3D scene as ``out_dir/0000.png ...``, yielding after each frame (so a
     modal operator can keep the UI alive). Between frames the scene's settings and current frame are
     the user's own. Frames go to ``out_dir.partial``, renamed into place when all are done, so an
@@ -85,7 +87,7 @@ def render_steps(scene: bpy.types.Scene, out_dir: str | Path, frames: Sequence[i
     for i, frame in enumerate(frames):
         current = scene.frame_current
         try:
-            with overridden(scene, render_settings(scene, resolution, engine, samples)):
+            with overridden(scene, render_settings(scene, resolution, engine, samples, sequencer)):
                 render_frame(scene, frame, tmp / f"{i:04d}.png")
         finally:
             scene.frame_set(current)

@@ -43,13 +43,32 @@ def import_addon(package: str, folder: str):
     return module
 
 
+def show_only_footage(addon, scene, footage: dict) -> None:
+    """Make the Video Sequencer show only the footage (this is the worker's copy of the scene): the
+    named strip, or a new strip of the named Movie Clip; every other strip is muted."""
+    import bpy
+
+    compat = addon.bench.module("blender_compat")
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    name = footage.get("strip", "")
+    if footage["kind"] == "clip":
+        channel = max((s.channel for s in compat.strips(editor)), default=0) + 1
+        clip = bpy.data.movieclips[footage["clip"]]
+        name = compat.strips(editor).new_clip("z2h footage", clip, channel, footage["frame_start"]).name
+    for strip in compat.all_strips(editor):
+        strip.mute = strip.name != name
+
+
 def render_frames(addon, scene, job: dict) -> None:
     rendering = importlib.import_module(".rendering", addon.__name__)
     spec = addon.bench.module("spec")
     frames = list(range(job["frames"][0], job["frames"][1] + 1))
     ref = job.get("reference")
     total = (len(frames) if job.get("render_original", True) else 0) + (ref is not None)
-    args = (tuple(job["resolution"]), job["engine"], job["samples"])
+    footage = job.get("footage")
+    if footage:
+        show_only_footage(addon, scene, footage)
+    args = (tuple(job["resolution"]), job["engine"], job["samples"], bool(footage))
     if job.get("render_original", True):
         for done in rendering.render_steps(scene, job["out"], frames, *args):
             emit("progress", stage="render", step=done, total=total, message=f"frame {frames[done - 1]}")

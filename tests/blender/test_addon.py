@@ -505,6 +505,48 @@ def test_paint_workflow_render_anchor_paint_and_use_it(fake_backend, tmp_path):
     jobs.finish_edit(scene, state)
 
 
+@pytest.mark.parametrize("source", ["STRIP", "CLIP"])
+def test_filmed_video_from_a_sequencer_strip_or_movie_clip(fake_backend, tmp_path, source):
+    """Real footage: the frames come from a strip / Movie Clip (here a 4-frame image sequence)."""
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path)
+    scene.camera = None  # footage needs no camera
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    footage = [np.full((32, 32, 3), (40 * i, 200 - 40 * i, 90), np.uint8) for i in range(4)]
+    for i, frame in enumerate(footage):
+        write_png(shots / f"shot_{i:03d}.png", frame)
+    if source == "STRIP":
+        editor = scene.sequence_editor_create()
+        strip = strips(editor).new_image("Shot", str(shots / "shot_000.png"), 1, 5)
+        for i in range(1, 4):
+            strip.elements.append(f"shot_{i:03d}.png")
+        editor.active_strip = strip
+    else:
+        clip = bpy.data.movieclips.load(str(shots / "shot_000.png"))
+        clip.frame_start = 5
+        scene.z2h.clip = clip
+    scene.z2h.source = source
+    scene.frame_current = 6
+    scene.z2h.reference_mode = "RECOLOR"
+    with pytest.raises(jobs.EditError, match="cannot be recoloured"):
+        jobs.start_edit(bpy.context)
+    write_png(tmp_path / "ref.png", np.zeros((32, 32, 3), np.uint8))
+    scene.z2h.reference_mode, scene.z2h.reference_path = "IMAGE", str(tmp_path / "ref.png")
+    assert bpy.ops.z2h.run_edit.poll()  # no camera needed
+    state, _ = _wait(jobs.start_edit(bpy.context))
+    assert state.status == "done", state.message
+    argv = json.loads(fake_backend.read_text())["argv"]
+    assert argv[argv.index("--anchor") + 1] == "1"  # frame 6 of the footage's 5..8
+    video = Path(argv[argv.index("--video") + 1])
+    got = [read_png(video / f"{i:04d}.png")[..., :3].astype(int) for i in range(4)]
+    assert len(list(video.glob("*.png"))) == 4
+    for frame, shot in zip(got, footage, strict=True):
+        assert np.abs(frame - shot).max() <= 2  # the footage itself, through the Sequencer
+    jobs.finish_edit(scene, state)
+
+
 def test_reference_image_mode_passes_the_file(fake_backend, tmp_path):
     from z2h.blender_addon import jobs
 
