@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes:
             h, w = SIZES.get(size) or tuple(int(n) for n in size.split("x"))
             video = Synthetic(h, w, max(args.frames))
-            src = scratch / f"{h}x{w}"
+            src = scratch / f"{h}x{w}-{video.n}"  # frame t depends on the length
             mark = time.perf_counter()
             write_video_folder(src / "full", video)
             reference = src / "reference.png"

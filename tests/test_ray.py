@@ -1,14 +1,11 @@
-"""`--ray` on a real local cluster: a head and a second worker node started with `ray start`, each as
-its own process tree (stopped by their pids in teardown), and results identical to local runs."""
+"""`--ray` on a real local cluster (z2h.ray_tasks.LocalCluster: a head and a second worker node, each a
+`ray start --block` process of this interpreter, stopped in teardown): results identical to local runs,
+failed tasks retried once then recorded."""
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +18,6 @@ from z2h.io import read_frames  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 BLENDER_PY = ROOT / ".venv-blender" / "bin" / "python"
 needs_blender = pytest.mark.skipif(not BLENDER_PY.exists(), reason="no Blender-side env")
-# `ray start` with THIS interpreter (the `ray` script of another venv would give workers another z2h)
-RAY = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"]
 
 SPEC = """
 frames = 2
@@ -45,58 +40,13 @@ color = [0.1, 0.2, 0.9]
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    """ADDRESS of a 2-node local cluster (1 CPU each); `--block` keeps each `ray start` in the foreground,
-    so terminating it stops exactly the processes it started."""
-    port = free_port()
-    tmp = tempfile.mkdtemp(prefix="z2hray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
-    common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
-    procs = [subprocess.Popen([*RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                               f"--temp-dir={tmp}", *common], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)]
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_for_nodes(address, 1, procs)
-        procs.append(subprocess.Popen([*RAY, "start", f"--address={address}", *common], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      start_new_session=True))
-        wait_for_nodes(address, 2, procs)
+    """ADDRESS of a real 2-node local cluster (1 CPU each), stopped in teardown (by its process ids)."""
+    from z2h.ray_tasks import LocalCluster
+
+    with LocalCluster(nodes=2, cpus=1) as address:
         yield address
-    finally:
-        ray.shutdown()
-        for proc in reversed(procs):  # worker node first, then the head
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)  # its own session: only what this `ray start` started
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def wait_for_nodes(address: str, n: int, procs: list, timeout: float = 120) -> None:
-    """Connect this process as a driver and wait until ``n`` nodes are alive (the driver stays
-    connected: the in-process tests use it; subprocess drivers connect on their own)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if any(p.poll() is not None for p in procs):
-            raise RuntimeError("ray start exited early")
-        try:
-            if not ray.is_initialized():
-                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-            if sum(1 for node in ray.nodes() if node["Alive"]) >= n:
-                return
-        except ConnectionError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the Ray cluster at {address} did not reach {n} nodes")
 
 
 def z2h(*args, check=True):

@@ -148,6 +148,82 @@ def eval_on_ray(runner: Any) -> None:
     run_tasks(tasks, done, failed)
 
 
+class LocalCluster:
+    """A Ray cluster of ``nodes`` node processes on this machine (``cpus`` each), for tests and perf/.
+
+    Each node is one ``ray start --block`` with this interpreter (so workers import this z2h), in its own
+    session: stopping it (SIGTERM, then SIGKILL to its process group) ends exactly what it started.
+    ``with LocalCluster(2) as address: ...``; this process stays connected as a driver inside the block.
+    """
+
+    def __init__(self, nodes: int = 2, cpus: int = 1, timeout: float = 120):
+        self.nodes, self.cpus, self.timeout = nodes, cpus, timeout
+        self.procs: list[subprocess.Popen] = []
+        self.tmp = ""
+
+    def __enter__(self) -> str:
+        import os
+        import socket
+        import sys
+        import tempfile
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.tmp = tempfile.mkdtemp(prefix="z2hray", dir="/tmp")  # Ray's socket paths must be short
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        ray_cli = [sys.executable, "-c",
+                   "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"]
+        common = [f"--num-cpus={self.cpus}", "--block", "--disable-usage-stats"]
+        self.address = f"127.0.0.1:{port}"
+        try:
+            for n in range(self.nodes):
+                first = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={self.tmp}"]
+                args = first if n == 0 else [f"--address={self.address}"]
+                self.procs.append(subprocess.Popen([*ray_cli, "start", *args, *common], env=env,
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                   start_new_session=True))
+                self._wait(n + 1)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.address
+
+    def _wait(self, n: int) -> None:
+        import ray
+
+        deadline = time.time() + self.timeout
+        while time.time() < deadline:
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError("ray start exited early")
+            try:
+                if not ray.is_initialized():
+                    ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
+                if sum(1 for node in ray.nodes() if node["Alive"]) >= n:
+                    return
+            except ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the local Ray cluster at {self.address} did not reach {n} nodes")
+
+    def __exit__(self, *exc: Any) -> None:
+        import os
+        import shutil
+        import signal
+
+        import ray
+
+        ray.shutdown()
+        for proc in reversed(self.procs):  # worker nodes first, then the head
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what it started
+        self.procs.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 # -- tasks --------------------------------------------------------------------------------------------
 def render_video(cmd: list[str], logfile: str) -> dict[str, Any]:
     """Run the Blender-side benchmark worker (benchmark/worker.py) as a subprocess on this node; its
