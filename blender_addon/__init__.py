@@ -28,6 +28,7 @@ classes = (
     operators.Z2H_OT_open_path,
     operators.Z2H_OT_play_result,
     operators.Z2H_OT_check_backend,
+    operators.Z2H_OT_setup_backend,
     panels.Z2H_PT_benchmark,
     panels.Z2H_PT_edit,
 )

@@ -58,8 +58,13 @@ class Run:
     gives the overall state, with ``fraction`` over the whole run and a readable ``stage``."""
 
     def __init__(self, kind: str, first: BackendJob, then: Callable[[], BackendJob] | None = None,
-                 *, render_share: float = 0.0, unit: str = "frame", run_dir: Path | None = None):
+                 *, render_share: float = 0.0, unit: str = "frame", run_dir: Path | None = None,
+                 steps: list[tuple[str, Callable[[], BackendJob]]] | None = None,
+                 labels: list[str] | None = None):
+        """``steps``/``labels``: a plain sequence of commands instead (Set up backend): ``labels`` names
+        every step including the first, ``steps`` starts the ones after it."""
         self.kind, self.job, self._then = kind, first, then
+        self.labels, self._steps, self.step_index = labels, list(steps or []), 0
         self.render_share, self.unit, self.run_dir = render_share, unit, run_dir
         self.phase = "render" if render_share > 0 else "backend"
         self._cancelled = False
@@ -86,11 +91,19 @@ class Run:
 
     def cancel(self, grace: float = 3.0, wait: bool = False) -> None:
         self._cancelled = True
-        self._then = None
+        self._then, self._steps = None, []
         self.job.cancel(grace=grace, wait=wait)
 
     def poll(self) -> JobState:
         state = self.job.poll()
+        if state.finished and state.status == "done" and self._steps and not self._cancelled:
+            _, start = self._steps.pop(0)
+            try:
+                self.job = start()
+            except BackendError as exc:
+                return dataclasses.replace(state, status="error", message=str(exc))
+            self.step_index += 1
+            state = self.job.poll()
         if state.finished and state.status == "done" and self._then is not None and not self._cancelled:
             then, self._then = self._then, None
             try:
@@ -103,7 +116,12 @@ class Run:
 
     def _overall(self, s: JobState) -> JobState:
         """Sets ``overall_fraction`` (never goes back) and ``stage_label``; returns the state."""
-        if self.phase == "render":
+        if self.labels is not None:
+            n = len(self.labels)
+            done = s.finished and s.status == "done" and not self._steps
+            fraction = 1.0 if done else self.step_index / n
+            label = f"{self.labels[self.step_index]} (step {self.step_index + 1}/{n})"
+        elif self.phase == "render":
             fraction = self.render_share * s.fraction
             label = f"Rendering {self.unit} {s.step}/{s.total}" if s.total else "Rendering: starting Blender"
         else:
@@ -111,7 +129,7 @@ class Run:
             label = STAGE_LABELS.get(s.stage, s.stage or "Starting z2h")
             if s.total:
                 label = " ".join(filter(None, (label, STAGE_UNITS.get(s.stage), f"{s.step}/{s.total}")))
-        if s.finished and s.status == "done" and self._then is None:
+        if s.finished and s.status == "done" and self._then is None and not self._steps:
             fraction = 1.0
         self.overall_fraction = self._best = max(self._best, min(fraction, 1.0))
         self.stage_label = label
@@ -426,6 +444,54 @@ def use_painted_image(context: bpy.types.Context, settings: BackendSettings | No
     image.save()
     scene.z2h.reference_mode, scene.z2h.reference_path = "IMAGE", str(path)
     return path
+
+
+def begin_setup(context: bpy.types.Context) -> Run:
+    """Start 'Set up backend' in the folder of the preferences (see :mod:`.setup_backend`)."""
+    from . import setup_backend
+    from .preferences import addon_preferences
+
+    if busy():
+        raise EditError("a z2h task is already running: cancel it first")
+    if not setup_backend.online_access():
+        raise EditError("Set up backend downloads packages: allow Online Access (Preferences › System), "
+                        "or install the backend by hand (docs/addon.md)")
+    prefs = addon_preferences(context)
+    if prefs is None or not prefs.backend_dir:
+        raise EditError("choose the folder for the backend environment first")
+    folder = Path(bpy.path.abspath(prefs.backend_dir)).expanduser()
+    if setup_backend.venv_python(folder).exists() or (folder.exists() and any(folder.iterdir())):
+        raise EditError(f"{folder} is not empty: choose a new folder for the backend environment")
+    steps = setup_backend.setup_steps(folder, prefs.backend_source)
+    log = folder.parent / f"{folder.name}-setup.log"
+    labels = [label for label, _ in steps]
+    rest = [(label, (lambda argv=argv: BackendJob(argv, log=log))) for label, argv in steps[1:]]
+    try:
+        run = Run("setup", BackendJob(steps[0][1], log=log), steps=rest, labels=labels, run_dir=folder)
+    except BackendError as exc:
+        raise EditError(str(exc)) from exc
+    _active.clear()
+    _active.update(run=run, scene=context.scene.name, setup=folder)
+    return run
+
+
+def finish_setup(scene: bpy.types.Scene, state: JobState) -> tuple[str, str]:
+    """On success, the new environment's python becomes the Backend Python preference."""
+    from . import setup_backend
+    from .preferences import addon_preferences
+
+    folder = _active.get("setup")
+    _active.clear()
+    if state.status == "cancelled":
+        return "WARNING", "z2h: backend setup cancelled"
+    if state.status != "done" or folder is None:
+        return "ERROR", f"Set up backend: {state.message}"
+    prefs = addon_preferences()
+    python = setup_backend.venv_python(folder)
+    if prefs is not None:
+        prefs.backend_python = str(python)
+        prefs.backend_status = f"set up in {folder}; press Check"
+    return "INFO", f"z2h: backend ready ({python})"
 
 
 def start_edit(context: bpy.types.Context, settings: BackendSettings | None = None) -> Run:

@@ -362,6 +362,43 @@ class Z2H_OT_open_result(_OpenPath, bpy.types.Operator):
         return context.scene.z2h.result_dir
 
 
+class Z2H_OT_setup_backend(_FollowRun, bpy.types.Operator):
+    """Create the backend environment (a venv with the pinned torch and z2h) in the chosen folder and
+    use it as the Backend Python. Needs Online Access"""
+
+    bl_idname = "z2h.setup_backend"
+    bl_label = "Set Up Backend"
+
+    @classmethod
+    def poll(cls, context):
+        from .setup_backend import online_access
+
+        if not online_access():
+            cls.poll_message_set("Needs Online Access (Preferences › System); or install the backend by hand")
+            return False
+        if jobs.busy():
+            cls.poll_message_set("A z2h task is running: wait for it or press Cancel")
+            return False
+        return True
+
+    def _start(self, context) -> bool:
+        try:
+            jobs.begin_setup(context)
+        except jobs.EditError as exc:
+            self.report({"ERROR"}, str(exc))
+            return False
+        return True
+
+    def _finish(self, scene, state):
+        return jobs.finish_setup(scene, state)
+
+    def invoke(self, context, event):
+        return self._follow(context) if self._start(context) else {"CANCELLED"}
+
+    def execute(self, context):
+        return self._wait(context) if self._start(context) else {"CANCELLED"}
+
+
 class Z2H_OT_check_backend(bpy.types.Operator):
     """Run the backend Python with `-m z2h --version` and report the version or the error"""
 

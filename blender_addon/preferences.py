@@ -34,6 +34,11 @@ class Z2H_AddonPreferences(bpy.types.AddonPreferences):
                               description="Rendered originals and references (empty: the extension's "
                                           "user folder)")
     backend_status: StringProperty(name="Backend", default="not checked")
+    backend_dir: StringProperty(name="New backend folder", subtype="DIR_PATH", default="",
+                                description="Where Set up backend creates the backend's environment")
+    backend_source: StringProperty(
+        name="z2h source", default="",
+        description="A z2h checkout folder, a wheel or a pip requirement (empty: z2h)")
 
     def draw(self, context):
         layout = self.layout
@@ -41,6 +46,17 @@ class Z2H_AddonPreferences(bpy.types.AddonPreferences):
         row.prop(self, "backend_python")
         row.operator("z2h.check_backend", text="Check", icon="CHECKMARK")
         layout.label(text=f"Backend: {self.backend_status}")
+        box = layout.box()  # or let the add-on make the environment
+        box.label(text="No backend yet? Make one (downloads torch, ~1 GB on CPU):")
+        box.prop(self, "backend_dir")
+        box.prop(self, "backend_source")
+        from . import jobs, panels
+
+        run = jobs.active_job()
+        if jobs.busy() and run is not None and run.kind == "setup":
+            panels._draw_progress(box, jobs.active_scene(context.scene).z2h)
+        else:
+            box.operator("z2h.setup_backend", icon="CONSOLE")
         layout.prop(self, "engine")
         col = layout.column()
         col.active = self.engine == "diffusion"

@@ -145,3 +145,14 @@ def test_bundled_code_imports_nothing_from_the_z2h_package():
                 if isinstance(node, ast.ImportFrom) and node.level == 0:
                     names = [node.module or ""]
                 assert not any(n == "z2h" or n.startswith("z2h.") for n in names), f"{src}: imports {names}"
+
+
+def test_set_up_backend_pins_the_same_torch_as_the_package():
+    """The add-on's Set Up Backend must install the torch the backend is pinned to (pyproject.toml)."""
+    import ast
+
+    tree = ast.parse((ROOT / "blender_addon" / "setup_backend.py").read_text())
+    pins = next(ast.literal_eval(n.value) for n in tree.body
+                if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "TORCH")
+    ml = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["ml"]
+    assert set(pins) == {r for r in ml if r.startswith(("torch==", "torchvision=="))}

@@ -26,7 +26,7 @@ from z2h.benchmark.png import read_header, read_png, write_png  # noqa: E402
 MODULE = "z2h.blender_addon"
 CLASSES = ["Z2H_OT_render_pair", "Z2H_OT_export_spec", "Z2H_OT_run_edit", "Z2H_OT_cancel",
            "Z2H_OT_open_log", "Z2H_OT_open_result", "Z2H_OT_open_path", "Z2H_OT_render_anchor",
-           "Z2H_OT_use_painted", "Z2H_OT_play_result",
+           "Z2H_OT_use_painted", "Z2H_OT_play_result", "Z2H_OT_setup_backend",
            "Z2H_OT_check_backend", "Z2H_PT_benchmark", "Z2H_PT_edit"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -920,6 +920,46 @@ def test_recolour_touches_only_the_object_and_restores_everything(addon, tmp_pat
         assert scene.render.resolution_x == 7
         raise KeyError("a failing render")
     assert scene.render.resolution_x == before != 7
+
+
+def test_set_up_backend_runs_its_steps_and_fills_in_the_preference(addon, prefs, tmp_path, monkeypatch):
+    from z2h.blender_addon import jobs, setup_backend
+
+    # The real steps: a venv from this Python, the pinned torch, z2h with its ML extra, the VGG16 weights.
+    steps = setup_backend.setup_steps(tmp_path / "env", str(ROOT))
+    python = str(tmp_path / "env" / "bin" / "python")
+    assert steps[0][1] == [sys.executable, "-m", "venv", str(tmp_path / "env")]
+    assert steps[1][1][:4] == [python, "-m", "pip", "install"]
+    assert steps[1][1][-2:] == list(setup_backend.TORCH)
+    assert steps[2][1][-1] == f"{ROOT}[ml]" and steps[3][1] == [python, "-m", "z2h", "weights", "fetch"]
+    assert setup_backend.z2h_requirement("") == "z2h[ml]"
+
+    prefs.backend_dir = str(tmp_path / "env")
+    if not bpy.app.online_access:  # Blender's switch is respected
+        with pytest.raises(jobs.EditError, match="allow Online Access"):
+            jobs.begin_setup(bpy.context)
+        with pytest.raises(RuntimeError, match="Needs Online Access"):
+            bpy.ops.z2h.setup_backend()
+    # The chain itself, with stand-in commands (no network here): a real venv, then two quick steps.
+    monkeypatch.setattr(setup_backend, "online_access", lambda: True)
+    monkeypatch.setattr(setup_backend, "setup_steps", lambda folder, source: [
+        ("Creating the environment", [sys.executable, "-m", "venv", "--without-pip", str(folder)]),
+        ("Installing torch", [sys.executable, "-c", "import time; time.sleep(0.3)"]),
+        ("Installing z2h", [sys.executable, "-c", "print('installed')"])])
+    scene = bpy.context.scene
+    run = jobs.begin_setup(bpy.context)
+    labels = []
+    while not (state := jobs.poll_step(scene, run)).finished:
+        labels.append(scene.z2h.job_stage)
+        time.sleep(0.02)
+    assert state.status == "done", state.message
+    assert "Installing torch (step 2/3)" in labels and scene.z2h.job_progress == 1.0
+    assert jobs.finish_setup(scene, state)[0] == "INFO"
+    assert prefs.backend_python == python and Path(python).exists()
+    assert "installed" in (tmp_path / "env-setup.log").read_text()
+    with pytest.raises(jobs.EditError, match="is not empty"):  # never into an existing environment
+        jobs.begin_setup(bpy.context)
+    prefs.backend_python = prefs.backend_dir = ""
 
 
 @pytest.mark.slow
