@@ -71,11 +71,15 @@ BCE_RESULTS := data/bce-results
 EXPERIMENTS := data/experiments
 PERF_OUT := data/perf
 # Every baseline but TV-L1 (the slowest), plus the z2h methods; BCE_EXTRA names the peers that need a binary
-# or weights (`make setup` provides both; BCE_EXTRA= leaves them out).
-BCE_METHODS := no-edit,colormap,colormap-lut,flow-dis-direct,flow-dis-direct-fb,flow-dis-chained,\
-flow-dis-chained-fb,flow-farneback-direct,flow-farneback-direct-fb,flow-farneback-chained,\
-flow-farneback-chained-fb,z2h-zero,z2h
-BCE_EXTRA ?= ,flow-raft-direct,flow-raft-chained,ebsynth
+# or weights (`make setup` provides both; `make results-bce BCE_EXTRA=` leaves them out).
+BCE_LIST := no-edit colormap colormap-lut flow-dis-direct flow-dis-direct-fb flow-dis-chained \
+	flow-dis-chained-fb flow-farneback-direct flow-farneback-direct-fb flow-farneback-chained \
+	flow-farneback-chained-fb z2h-zero z2h
+BCE_LIST += $(shell grep -qs '"z2h-paper"' eval/methods.py && echo z2h-paper)  # the paper's preset, beside z2h
+BCE_EXTRA ?= flow-raft-direct flow-raft-chained ebsynth
+empty :=
+comma := ,
+BCE_METHODS = $(subst $(empty) $(empty),$(comma),$(strip $(BCE_LIST) $(BCE_EXTRA)))
 K_VIDEOS := twins_crossing,moving_background,rotate_360_monkey
 
 results: results-demo results-bce results-experiments results-perf
@@ -84,7 +88,7 @@ results-demo: demo
 	$(VENV)/bin/z2h report demo --demo $(DEMO)/results
 
 results-bce: setup
-	$(VENV)/bin/z2h eval run $(BCE) --methods $(BCE_METHODS)$(BCE_EXTRA) --out $(BCE_RESULTS) --jobs 2
+	$(VENV)/bin/z2h eval run $(BCE) --methods $(BCE_METHODS) --out $(BCE_RESULTS) --jobs 2
 	$(VENV)/bin/z2h report bce --bce $(BCE_RESULTS)
 
 results-experiments: setup

@@ -105,3 +105,19 @@ def test_make_targets_exist():
     assert "results:" in make and "check-demo:" in make
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.index("make test") < ci.index("make check-demo")  # CI runs the demo check after the tests
+
+
+def test_make_results_bce_names_registered_methods():
+    """The full-benchmark run names methods that exist (a typo would only show after an hour of work)."""
+    import re
+    import subprocess
+
+    from z2h.eval.docs import ROOT
+    from z2h.eval.methods import REGISTRY
+
+    r = subprocess.run(["make", "-n", "results-bce"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and "make: not found" in r.stderr:
+        pytest.skip("no make")
+    methods = re.search(r"eval run \S+ --methods (\S+)", r.stdout).group(1).split(",")
+    assert {"z2h", "z2h-zero", "colormap", "no-edit", "flow-raft-direct", "ebsynth"} <= set(methods)
+    assert set(methods) <= set(REGISTRY)
