@@ -106,7 +106,7 @@ def differences(results: Path) -> str:
     if lpips is not None and {"z2h", "z2h-zero"} <= set(lpips.index):
         out.append(f"- masked LPIPS, z2h against z2h-zero: {lpips['z2h']:.4f} against "
                    f"{lpips['z2h-zero']:.4f}")
-    return "\n".join(out)
+    return "\n".join(out) or f"- (no z2h results in {results} yet)"
 
 
 def from_file(path: Path) -> str:
