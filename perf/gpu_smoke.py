@@ -349,24 +349,38 @@ class Smoke:
         return conds, cond_ids, x0, latent_ids(size[0] // f, size[1] // f, device=plan.device)
 
     def noisy_pass_ignores_adapters(self) -> dict:
+        """The noisy pass with trained adapters attached (routed before compute, and masked) against the
+        base model with every adapter switched off, on the same condition K/V: bitwise equal."""
+        from z2h.hero_stage.lora_routing import TokenRouter
+
         stage, plan = self._trained_stage(), self.plan
         tr = stage.parts.transformer
         conds, cond_ids, x0, img_ids = self._batch(stage)
         g = torch.Generator(plan.device).manual_seed(3)
         x = torch.randn(x0.shape, generator=g, device=plan.device).to(x0.dtype)
         t = torch.tensor([0.6], device=plan.device)
+        router = stage.router
+        out = {}
         with torch.no_grad():
             kv = stage._record(conds, cond_ids, stage.cfg.guidance)
-            on = stage._predict(x, t, img_ids, kv, stage.cfg.guidance)
-            stage.router.detach()
-            tr.disable_adapters()
+            out["routed"] = stage._predict(x, t, img_ids, kv, stage.cfg.guidance)
+            router.detach()
             try:
-                off = stage._predict(x, t, img_ids, kv, stage.cfg.guidance)
-            finally:
-                tr.enable_adapters()
+                stage.router = TokenRouter(tr, router.names, "mask")  # every adapter runs, times a zero mask
+                stage.router.activate()
                 stage.router.attach()
-        return {"ok": torch.equal(on, off), "max_abs_diff": float((on.float() - off.float()).abs().max()),
-                "routing": stage.cfg.routing}
+                out["masked"] = stage._predict(x, t, img_ids, kv, stage.cfg.guidance)
+                stage.router.detach()
+                tr.disable_adapters()
+                out["off"] = stage._predict(x, t, img_ids, kv, stage.cfg.guidance)
+            finally:
+                stage.router.detach()
+                tr.enable_adapters()
+                stage.router = router
+                router.attach()
+        off = out["off"].float()
+        diffs = {k: float((v.float() - off).abs().max()) for k, v in out.items() if k != "off"}
+        return {"ok": all(torch.equal(out[k], out["off"]) for k in diffs), "max_abs_diff_vs_off": diffs}
 
     def checkpointing_grads(self) -> dict:
         stage, plan = self._trained_stage(), self.plan
