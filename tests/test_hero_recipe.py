@@ -89,6 +89,10 @@ def test_hero_config_reaches_every_option_and_checks_it():
                        (dict(caption_dropout=1.5), "caption_dropout"), (dict(cond_resolution=8), "cond_res")]:
         with pytest.raises(ValueError, match=match):
             HeroConfig(engine="diffusion", **bad)
+    for bad in (dict(timesteps="sigmoid"), dict(lora_dtype="fp16"), dict(caption_dropout=-0.1),
+                dict(routing="peft"), dict(base_storage="int4")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            DiffusionSettings(**bad)
 
 
 def test_cli_reaches_caption_sizes_and_memory_options():

@@ -85,6 +85,16 @@ class DiffusionSettings:
     gradient_checkpointing: bool | None = None  # None: on a GPU only
     eval_draws: int = 8  # fixed (t, noise) draws for the before/after anchor loss; 0 = skip
 
+    def __post_init__(self) -> None:
+        choices = {"timesteps": ("uniform", "logit_normal"), "lora_dtype": ("fp32", "bf16"),
+                   "routing": ("gather", "mask"), "base_storage": ("bf16", "fp8")}
+        for key, allowed in choices.items():
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ValueError(f"diffusion {key} must be one of {', '.join(allowed)}, not {value!r}")
+        if not 0.0 <= self.caption_dropout <= 1.0:
+            raise ValueError(f"diffusion caption_dropout must be in [0, 1], not {self.caption_dropout}")
+
     @property
     def target_resolution(self) -> int:
         """The target's longer side: ``resolution``, or the reference scripts' 768 (Mode 2) / 512 (Mode 1)."""
