@@ -160,6 +160,7 @@ class LocalCluster:
         self.nodes, self.cpus, self.timeout = nodes, cpus, timeout
         self.procs: list[subprocess.Popen] = []
         self.tmp = ""
+        self._auth: str | None = None
 
     def __enter__(self) -> str:
         import os
@@ -171,6 +172,11 @@ class LocalCluster:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         self.tmp = tempfile.mkdtemp(prefix="z2hray", dir="/tmp")  # Ray's socket paths must be short
+        # A throwaway cluster on this machine: no token auth. Left unset, Ray turns it on whenever a
+        # ~/.ray/auth_token exists (any earlier local ray.init writes one), and this driver, not given
+        # the token, then cannot connect. Set here so the drivers this process starts inherit it too.
+        self._auth = os.environ.get("RAY_AUTH_MODE")
+        os.environ["RAY_AUTH_MODE"] = "disabled"
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
         ray_cli = [sys.executable, "-c",
                    "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"]
@@ -222,6 +228,10 @@ class LocalCluster:
                 os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what it started
         self.procs.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self._auth is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = self._auth
 
 
 # -- tasks --------------------------------------------------------------------------------------------
