@@ -141,8 +141,8 @@ def _swap_in_edit(r: _Restore, obj, edit: Edit) -> None:
         r.set(slot, "material", copy)
 
 
-def _mask_settings(r: _Restore, scene, obj) -> None:
-    """Flat Workbench render: the object white, everything else black, no AA (notes/blender-5.0.md)."""
+def _mask_settings(r: _Restore, scene, objs: list) -> None:
+    """Flat Workbench render: the objects white, everything else black, no AA (notes/blender-5.0.md)."""
     r.set(scene.render, "engine", "BLENDER_WORKBENCH")
     shading = scene.display.shading
     for attr, value in (
@@ -161,7 +161,7 @@ def _mask_settings(r: _Restore, scene, obj) -> None:
     r.set(scene.render, "film_transparent", True)
     r.set(scene.render.image_settings, "color_mode", "RGBA")
     for o in scene.objects:
-        r.set(o, "color", (1.0, 1.0, 1.0, 1.0) if o == obj else (0.0, 0.0, 0.0, 1.0))
+        r.set(o, "color", (1.0, 1.0, 1.0, 1.0) if o in objs else (0.0, 0.0, 0.0, 1.0))
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -304,11 +304,14 @@ def render_pair(
     threads: int = 0,
     meta_extra: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    more_edits: list[tuple[str, Edit]] = (),
 ) -> dict:
     """Render original, edited and mask frames of ``scene`` into ``out_dir``; returns (and writes) meta.
 
     ``resume=True`` keeps frames that are already complete; otherwise existing frames are replaced
-    (the caller guards against overwriting). See the module docstring for everything else.
+    (the caller guards against overwriting). ``more_edits`` (object name, edit) pairs are applied in the
+    same edited pass (several objects edited in one anchor); the mask is then their union, and the
+    motion statistics stay those of ``object_name``. See the module docstring for everything else.
     """
     engine = ENGINES.get(engine.lower(), engine)
     if isinstance(edit, dict):
@@ -316,6 +319,11 @@ def render_pair(
     obj = scene.objects.get(object_name)
     if obj is None:
         raise ValueError(f"scene {scene.name!r} has no object {object_name!r}")
+    more = []
+    for name, e in more_edits:
+        if scene.objects.get(name) is None:
+            raise ValueError(f"scene {scene.name!r} has no object {name!r}")
+        more.append((scene.objects[name], edit_from_dict(e) if isinstance(e, dict) else e))
     if scene.camera is None:
         raise ValueError(f"scene {scene.name!r} has no camera")
     fs = scene.frame_start if frame_start is None else frame_start
@@ -374,8 +382,9 @@ def render_pair(
         if engine == "CYCLES":
             r.set(scene.cycles, "use_denoising", denoise)
         if isolate:
-            for attr in ("visible_diffuse", "visible_glossy", "visible_transmission"):
-                r.set(obj, attr, False)
+            for o in [obj, *(m for m, _ in more)]:
+                for attr in ("visible_diffuse", "visible_glossy", "visible_transmission"):
+                    r.set(o, attr, False)
         vectors = []
         if need_flow:
             from .flow import VectorPass
@@ -385,6 +394,8 @@ def render_pair(
             mark = r.mark()
             if kind == "edited":
                 _swap_in_edit(r, obj, edit)
+                for o, e in more:
+                    _swap_in_edit(r, o, e)
             for i in todo[kind]:
                 scene.frame_set(frames[i])
                 if kind == "original" and need_flow:
@@ -398,7 +409,7 @@ def render_pair(
 
             save_flow(flow_path, vectors)
         if todo["mask"]:
-            _mask_settings(r, scene, obj)
+            _mask_settings(r, scene, [obj, *(m for m, _ in more)])
             for i in todo["mask"]:
                 scene.frame_set(frames[i])
                 tmp = frame_path(out_dir, "mask", i).with_suffix(".rgba.png")
@@ -421,6 +432,8 @@ def render_pair(
         scene.frame_set(old_frame)
     edit_d = spec_to_dict(edit)
     edit_d["object"] = object_name
+    if more:
+        edit_d["more"] = [{**spec_to_dict(e), "object": o.name} for o, e in more]
     meta = {
         "name": out_dir.name,
         "spec": None,

@@ -108,6 +108,23 @@ def make_mesh(name: str, shape: str):
     return mesh
 
 
+def _insert_keys(obj, keys, location, rotation, scale=None) -> None:
+    """Keyframes of an object or light; ``location``/``rotation``/``scale`` are its rest values."""
+    channels = (("location", "location"), ("rotation", "rotation_euler"))
+    channels += (("scale", "scale"),) if scale is not None else ()
+    for k in keys:
+        for channel, attr in channels:
+            value = getattr(k, channel)
+            if value is not None:
+                setattr(obj, attr, [math.radians(a) for a in value] if channel == "rotation" else value)
+            # Every key pins all channels, so a key that moves only the location holds the rest.
+            obj.keyframe_insert(attr, frame=k.frame)
+        obj.location = location
+        obj.rotation_euler = [math.radians(a) for a in rotation]
+        if scale is not None:
+            obj.scale = scale
+
+
 def _add_object(scene, o: Object, frames: int):
     mesh = make_mesh(o.name, o.shape)
     mesh.polygons.foreach_set("use_smooth", [o.smooth] * len(mesh.polygons))
@@ -116,15 +133,7 @@ def _add_object(scene, o: Object, frames: int):
     scene.collection.objects.link(obj)
     obj.location, obj.scale = o.location, o.scale
     obj.rotation_euler = [math.radians(a) for a in o.rotation]
-    for k in o.keys:
-        for channel, attr in (("location", "location"), ("rotation", "rotation_euler"), ("scale", "scale")):
-            value = getattr(k, channel)
-            if value is not None:
-                setattr(obj, attr, [math.radians(a) for a in value] if channel == "rotation" else value)
-            # Every key pins all three channels, so a key that moves only the location holds the rest.
-            obj.keyframe_insert(attr, frame=k.frame)
-        obj.location, obj.scale = o.location, o.scale
-        obj.rotation_euler = [math.radians(a) for a in o.rotation]
+    _insert_keys(obj, o.keys, o.location, o.rotation, o.scale)
     if o.deform is not None:
         sub = obj.modifiers.new("Subdivide", "SUBSURF")
         sub.subdivision_type, sub.levels, sub.render_levels = "SIMPLE", 3, 3
@@ -213,6 +222,7 @@ def build_scene(spec: Spec, scene=None) -> tuple[object, str]:
         obj.location = light.location
         obj.rotation_euler = [math.radians(a) for a in light.rotation]
         scene.collection.objects.link(obj)
+        _insert_keys(obj, light.keys, light.location, light.rotation)
 
     names = {o.name: _add_object(scene, o, spec.frames).name for o in spec.objects}
     for obj in scene.objects:

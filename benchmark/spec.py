@@ -37,6 +37,10 @@ TAGS = (
     "deformation",
     "texture_edit",
     "color_in_background",
+    "moving_light",
+    "specular",
+    "multi_edit",
+    "leaves_frame",
 )
 
 
@@ -110,6 +114,7 @@ class Light:
     energy: float = 3.0
     color: tuple[float, ...] = (1.0, 1.0, 1.0)
     size: float = 1.0
+    keys: list[Key] = field(default_factory=list)  # animated location/rotation (a moving light)
 
 
 @dataclass
@@ -148,6 +153,7 @@ class Spec:
     lights: list[Light] = field(default_factory=lambda: [Light()])
     objects: list[Object] = field(default_factory=list)
     edit: Edit = field(default_factory=Edit)
+    more_edits: list[Edit] = field(default_factory=list)  # further objects edited in the same anchor
     source: str = ""  # file the spec came from (not written back)
 
 
@@ -234,17 +240,7 @@ def _object(c: _Ctx, d: Any, w: str, frames: int) -> Object:
         c.fail(f"{w}.smooth", "expected true or false")
     o.smooth = d.get("smooth", True)
     o.material = _material(c, d.get("material", {}), f"{w}.material")
-    keys = d.get("keys", [])
-    if not isinstance(keys, list):
-        c.fail(f"{w}.keys", "expected a list of tables")
-    for i, k in enumerate(keys):
-        kw = f"{w}.keys[{i}]"
-        k = c.table(k, kw, Key)
-        key = Key(frame=c.integer(k.get("frame"), f"{kw}.frame", 0, frames - 1))
-        for ch in ("location", "rotation", "scale"):
-            if ch in k:
-                setattr(key, ch, c.vec(k[ch], f"{kw}.{ch}"))
-        o.keys.append(key)
+    o.keys = _keys(c, d.get("keys", []), w, frames)
     if "deform" in d:
         dd = c.table(d["deform"], f"{w}.deform", Deform)
         o.deform = Deform(
@@ -253,6 +249,21 @@ def _object(c: _Ctx, d: Any, w: str, frames: int) -> Object:
             axis=c.choice(dd.get("axis", "Z"), f"{w}.deform.axis", ("X", "Y", "Z")),
         )
     return o
+
+
+def _keys(c: _Ctx, keys: Any, w: str, frames: int) -> list[Key]:
+    if not isinstance(keys, list):
+        c.fail(f"{w}.keys", "expected a list of tables")
+    out = []
+    for i, k in enumerate(keys):
+        kw = f"{w}.keys[{i}]"
+        k = c.table(k, kw, Key)
+        key = Key(frame=c.integer(k.get("frame"), f"{kw}.frame", 0, frames - 1))
+        for ch in ("location", "rotation", "scale"):
+            if ch in k:
+                setattr(key, ch, c.vec(k[ch], f"{kw}.{ch}"))
+        out.append(key)
+    return out
 
 
 def spec_from_dict(d: dict, source: str = "<spec>") -> Spec:
@@ -303,6 +314,7 @@ def spec_from_dict(d: dict, source: str = "<spec>") -> Spec:
                 energy=c.number(ld.get("energy", Light.energy), f"{w}.energy", 0, 1e7),
                 color=c.color(ld.get("color", Light.color), f"{w}.color"),
                 size=c.number(ld.get("size", Light.size), f"{w}.size", 0, 1000),
+                keys=_keys(c, ld.get("keys", []), w, s.frames),
             )
         )
     objects = d.get("objects")
@@ -317,28 +329,36 @@ def spec_from_dict(d: dict, source: str = "<spec>") -> Spec:
     if "edit" not in d:
         c.fail("edit", "missing [edit] table")
     s.edit = _edit(c, d["edit"], names)
+    more = d.get("more_edits", [])
+    if not isinstance(more, list):
+        c.fail("more_edits", "expected a list of tables ([[more_edits]])")
+    s.more_edits = [_edit(c, e, names, f"more_edits[{i}]") for i, e in enumerate(more)]
+    edited = [e.object for e in [s.edit, *s.more_edits]]
+    for i, n in enumerate(edited):
+        if n in edited[:i]:
+            c.fail(f"more_edits[{i - 1}].object", f"object {n!r} is edited twice")
     return s
 
 
-def _edit(c: _Ctx, ed: Any, names: list[str] | None) -> Edit:
-    ed = c.table(ed, "edit", Edit)
-    e = Edit(object=ed.get("object", ""), kind=c.choice(ed.get("kind", "color"), "edit.kind", EDIT_KINDS))
+def _edit(c: _Ctx, ed: Any, names: list[str] | None, w: str = "edit") -> Edit:
+    ed = c.table(ed, w, Edit)
+    e = Edit(object=ed.get("object", ""), kind=c.choice(ed.get("kind", "color"), f"{w}.kind", EDIT_KINDS))
     if names is not None and e.object not in names:
-        c.fail("edit.object", f"no object named {e.object!r} (objects: {', '.join(names)})")
+        c.fail(f"{w}.object", f"no object named {e.object!r} (objects: {', '.join(names)})")
     if "color" in ed:
-        e.color = c.color(ed["color"], "edit.color")
+        e.color = c.color(ed["color"], f"{w}.color")
     if "texture" in ed:
-        e.texture = _texture(c, ed["texture"], "edit.texture")
+        e.texture = _texture(c, ed["texture"], f"{w}.texture")
     if "roughness" in ed:
-        e.roughness = c.number(ed["roughness"], "edit.roughness", 0, 1)
+        e.roughness = c.number(ed["roughness"], f"{w}.roughness", 0, 1)
     if "metallic" in ed:
-        e.metallic = c.number(ed["metallic"], "edit.metallic", 0, 1)
+        e.metallic = c.number(ed["metallic"], f"{w}.metallic", 0, 1)
     if e.kind == "color" and e.color is None:
-        c.fail("edit.color", "a colour edit needs color = [r, g, b]")
+        c.fail(f"{w}.color", "a colour edit needs color = [r, g, b]")
     if e.kind == "texture" and e.texture is None:
-        c.fail("edit.texture", "a texture edit needs a texture table")
+        c.fail(f"{w}.texture", "a texture edit needs a texture table")
     if e.kind == "material" and e.color is None and e.roughness is None and e.metallic is None:
-        c.fail("edit", "a material edit needs color, roughness or metallic")
+        c.fail(w, "a material edit needs color, roughness or metallic")
     return e
 
 
@@ -375,7 +395,7 @@ def retime(spec: Spec, frames: int) -> Spec:
     if frames == spec.frames:
         return s
     f = (frames - 1) / (spec.frames - 1)
-    for o in s.objects:
+    for o in [*s.objects, *s.lights]:
         for k in o.keys:
             k.frame = round(k.frame * f)
     s.anchor, s.frames = round(spec.anchor * f), frames

@@ -84,6 +84,8 @@ def main(argv: list[str]) -> int:
             threads=args.threads,
             meta_extra={"name": spec.name, "spec": Path(args.spec).name, "tags": spec.tags},
             progress=progress,
+            # a fresh empty scene: Blender kept the spec's object names
+            more_edits=[(e.object, e) for e in spec.more_edits],
         )
     except Exception as e:  # report, do not die silently: build.py shows the message
         traceback.print_exc()

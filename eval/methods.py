@@ -36,6 +36,7 @@ class Method(Protocol):
 REGISTRY: dict[str, str] = {
     "z2h-zero": "z2h.zero_stage:ZeroStageMethod",
     "z2h": "z2h.pipeline:Z2HMethod",
+    "z2h-paper": "z2h.pipeline:paper_method",
     # Baselines (eval/baselines/); `z2h eval run --methods baselines` runs all of them.
     "no-edit": "z2h.eval.baselines.simple:NoEdit",
     "colormap": "z2h.eval.baselines.colormap:ColorMap",

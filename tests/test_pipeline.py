@@ -42,8 +42,8 @@ def test_options_split_between_the_stages():
     assert s["engine"] == "offline" and s["hero"]["mode"] == 1 and "lora_rank" not in s["hero"]
     cfg = EditConfig.from_options(engine="diffusion", zero_model="/sd", hero_model="/flux")
     assert (cfg.zero.zero_model, cfg.hero.hero_model, cfg.engine) == ("/sd", "/flux", "diffusion")
-    with pytest.raises(ValueError, match="unknown z2h option 'colour'"):
-        EditConfig.from_options(colour=1)
+    with pytest.raises(ValueError, match="unknown z2h option 'colours'"):
+        EditConfig.from_options(colours=1)
 
 
 def test_z2h_method_end_to_end_on_a_tiny_video():

@@ -42,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", type=int, choices=(1, 2), default=2,
                         help="Hero-Stage conditions: 1 = Zero-Stage output only, "
                         "2 = + original frame (default)")
-    parser.add_argument("--k", type=int, default=1, help="Zero-Stage top-k matches (default 1, the paper's)")
+    parser.add_argument("--preset", choices=("v2", "paper"), default="v2",
+                        help="v2: the paper's stages + tracking, colour lookup and flow fusion (default); "
+                        "paper: the paper's method alone (Zero-Stage k=1, Hero-Stage on the anchor triplet)")
+    parser.add_argument("--k", type=int, help="Zero-Stage top-k matches (default 1, the paper's)")
     parser.add_argument("--zero-model", help="Stable Diffusion 2.1 folder or hub id (diffusion engine)")
     parser.add_argument("--hero-model", help="FLUX folder or hub id (diffusion engine)")
     parser.add_argument("--steps", type=int,
@@ -89,12 +92,13 @@ def build_config(args: argparse.Namespace):
     """EditConfig from the command line (only the options given override the defaults)."""
     from z2h.pipeline import EditConfig
 
-    options: dict[str, Any] = {"engine": args.engine, "seed": args.seed, "mode": args.mode, "k": args.k,
-                               "threads": args.threads, "work_resolution": args.work_resolution or None,
-                               "lift": args.lift}
+    options: dict[str, Any] = {"preset": args.preset, "engine": args.engine, "seed": args.seed,
+                               "mode": args.mode, "threads": args.threads,
+                               "work_resolution": args.work_resolution or None, "lift": args.lift}
     given = {"zero_model": args.zero_model, "hero_model": args.hero_model, "hero_steps": args.steps,
-             "pseudo_pairs": args.pseudo_pairs, "work_size": args.work_size, "hero_prompt": args.caption,
-             "hero_resolution": args.hero_resolution, "hero_cond_resolution": args.cond_resolution}
+             "pseudo_pairs": args.pseudo_pairs, "work_size": args.work_size, "k": args.k,
+             "hero_prompt": args.caption, "hero_resolution": args.hero_resolution,
+             "hero_cond_resolution": args.cond_resolution}
     if args.fp8_base:
         given["hero_base_storage"] = "fp8"
     if args.low_memory:
@@ -306,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
                           hero_weights=work / "restorer.safetensors")
         record["timings"].update(result["timings"])
         record["train"] = result["train"]
+        record["fusion"] = result.get("fusion", {})  # v2 additions: tracking, colour lookup, flow statistics
         mark = time.perf_counter()
         write_progress = reporter.stage("write", "writing preview.mp4")
         write_progress(0, n_frames)

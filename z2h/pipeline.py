@@ -9,7 +9,10 @@ and each finished frame is lifted back to full size (z2h/upsample.py).
 ``edit(frames, anchor, reference, config, reporter)`` is the in-memory front (arrays in, arrays out) that
 the eval method ``z2h`` (:class:`Z2HMethod`) runs; ``z2h edit`` streams folders (z2h/edit_cli.py). Progress
 stages: "zero", "hero-pairs" (offline engine: the Zero-Stage on the warped anchor copies), "hero-train",
-"hero".
+"hero" (with z2h v2's fusion, z2h/flow_fusion.py, applied to each restored frame at the working size).
+
+Presets: ``v2`` (default) adds tracking, the colour lookup and flow fusion (:class:`FusionConfig`);
+``paper`` is the paper's method alone: Zero-Stage k=1, Hero-Stage trained on the anchor triplet.
 """
 
 from __future__ import annotations
@@ -23,19 +26,28 @@ from typing import Any
 
 import numpy as np
 
+from z2h.flow_fusion import FusionConfig
 from z2h.frames import ArrayStore, FrameSequence, ResizedFrames, anchor_order, resize
 from z2h.hero_stage import HeroConfig
 from z2h.progress import ProgressFn, Reporter
 from z2h.zero_stage.config import ZeroStageConfig
 
+PRESETS = ("v2", "paper")
+
 
 @dataclass
 class EditConfig:
-    """Both stages' settings. ``keep_reference``: the anchor's output frame is the reference itself."""
+    """Both stages' settings, plus z2h v2's additions (``fusion``: tracking, colour lookup, flow fusion).
+
+    ``keep_reference``: the anchor's output frame is the reference itself. ``preset`` names the defaults
+    the config started from (``v2`` or ``paper``, see :meth:`from_options`).
+    """
 
     zero: ZeroStageConfig = field(default_factory=ZeroStageConfig)
     hero: HeroConfig = field(default_factory=HeroConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
     keep_reference: bool = True
+    preset: str = "v2"
     # Longer side (px) both stages run at; bigger videos are lifted to full size by ``lift``
     # (z2h/upsample.py). None: the stages run at full size.
     work_resolution: int | None = None
@@ -57,17 +69,27 @@ class EditConfig:
     @classmethod
     def from_options(cls, **options: Any) -> EditConfig:
         """Build from flat options: ``engine`` and ``seed`` set both stages; ``zero_X`` / ``hero_X`` pick a
-        stage explicitly; any other name goes to the stage whose config has that field."""
+        stage explicitly; any other name goes to the config that has that field. ``preset="paper"`` starts
+        from the paper's method (k=1, no pseudo pairs, no fusion); explicit options still override it."""
+        preset = options.pop("preset", "v2")
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; presets are {', '.join(PRESETS)}")
+        if preset == "paper":
+            options = {"k": 1, "pseudo_pairs": 0, "track": False, "colour": False, "flow": False, **options}
         zero_names = {f.name for f in fields(ZeroStageConfig)}
         hero_names = {f.name for f in fields(HeroConfig)}
+        fusion_names = {f.name for f in fields(FusionConfig)}
         zero: dict[str, Any] = {}
         hero: dict[str, Any] = {}
-        top: dict[str, Any] = {}
+        fusion: dict[str, Any] = {}
+        top: dict[str, Any] = {"preset": preset}
         for key, value in options.items():
             if key in ("engine", "seed"):
                 zero[key] = hero[key] = value
             elif key in ("keep_reference", "work_resolution", "lift"):
                 top[key] = value
+            elif key in fusion_names:
+                fusion[key] = value
             elif key.startswith("zero_") and key[5:] in zero_names:
                 zero[key[5:]] = value
             elif key.startswith("hero_") and key[5:] in hero_names:
@@ -77,13 +99,15 @@ class EditConfig:
             elif key in zero_names:
                 zero[key] = value
             else:
-                raise ValueError(f"unknown z2h option {key!r}; options are the fields of ZeroStageConfig "
-                                 f"and HeroConfig: {', '.join(sorted(zero_names | hero_names))}")
-        return cls(ZeroStageConfig(**zero), HeroConfig(**hero), **top)
+                names = zero_names | hero_names | fusion_names
+                raise ValueError(f"unknown z2h option {key!r}; options are preset and the fields of "
+                                 f"ZeroStageConfig, HeroConfig and FusionConfig: {', '.join(sorted(names))}")
+        return cls(ZeroStageConfig(**zero), HeroConfig(**hero), FusionConfig(**fusion), **top)
 
     def settings(self) -> dict[str, Any]:
         """Everything that determines the output (run.json, eval caching)."""
-        out = {"engine": self.engine, "zero": self.zero.settings(), "hero": self.hero.settings(),
+        out = {"engine": self.engine, "preset": self.preset, "zero": self.zero.settings(),
+               "hero": self.hero.settings(), "fusion": self.fusion.settings(),
                "keep_reference": self.keep_reference}
         if self.work_resolution is not None:  # absent when unused: earlier eval cache keys stay valid
             out.update(work_resolution=self.work_resolution, lift=self.lift)
@@ -105,6 +129,7 @@ class EditResult:
     zero_frames: np.ndarray  # the Zero-Stage output (at the working resolution)
     timings: dict[str, float]  # seconds per stage
     train: dict[str, Any]  # Hero-Stage training statistics
+    fusion: dict[str, Any] = field(default_factory=dict)  # v2 fusion statistics (empty when off)
 
 
 def run_edit(
@@ -188,12 +213,44 @@ def run_edit(
     restore = [i for i in todo if i != keep]
     if keep in todo:  # the anchor's output is the reference itself: no restoring needed
         out[keep] = reference
+    fuser = fusion_steps(config, work, anchor, work_ref, zero_out, restore)
     for i, frame in hero.restore_stream(zero_out, work, restore, progress=progress):
+        frame = fuser(i, frame)
         out[i] = lift(frame, work[i], frames[i], config.lift) if lifted else frame
     if not restore:
         progress(0, 0)
     timings["hero"] = round(time.perf_counter() - mark, 2)
-    return {"timings": timings, "train": train}
+    return {"timings": timings, "train": train, "fusion": getattr(fuser, "stats", dict)()}
+
+
+def fusion_steps(
+    config: EditConfig, work: FrameSequence, anchor: int, reference: np.ndarray, zero_out: Any,
+    restore: list[int],
+) -> Callable[[int, np.ndarray], np.ndarray]:
+    """``step(i, restored) -> frame``: z2h v2's fusion for each restored frame (identity when it is off).
+
+    Frames come in anchor order; tracking runs over every frame from the anchor out, also those a resumed
+    edit does not restore again, so the chain reaches frame i whatever was done before.
+    """
+    if not config.fusion.enabled:
+        return lambda i, frame: frame
+    from z2h.flow_fusion import Fuser
+
+    fuser = Fuser(anchor, work[anchor], reference, config.fusion)
+    wanted = set(restore)
+    chain = iter(anchor_order(len(work), anchor))
+
+    def step(i: int, restored: np.ndarray) -> np.ndarray:
+        if i not in wanted:
+            return restored
+        for t, previous in chain:  # catch up to frame i (the hero restores in the same order)
+            if t == i:
+                return fuser(t, work[t], restored, zero_out[t], previous)
+            fuser(t, work[t], zero_out[t], zero_out[t], previous)  # tracking only
+        raise ValueError(f"frame {i} restored out of anchor order")
+
+    step.stats = fuser.stats  # type: ignore[attr-defined]
+    return step
 
 
 def _chunked(zero_fn: Callable[..., np.ndarray], size: int = 8):
@@ -233,7 +290,7 @@ def edit(
     zero, out = ArrayStore((len(frames), *size, 3)), ArrayStore(frames.shape)
     run = run_edit(frames, anchor, reference, zero, out, config, reporter,
                    after_zero=(lambda: on_zero(zero.array)) if on_zero else None)
-    return EditResult(out.array, zero.array, run["timings"], run["train"])
+    return EditResult(out.array, zero.array, run["timings"], run["train"], run.get("fusion", {}))
 
 
 class _Forward:
@@ -247,12 +304,15 @@ class _Forward:
 
 
 class Z2HMethod:
-    """Zero-Stage + Hero-Stage as an eval method (``z2h``); options as in :meth:`EditConfig.from_options`."""
+    """Zero-Stage + Hero-Stage (+ v2 fusion) as an eval method (``z2h``); options as in
+    :meth:`EditConfig.from_options`."""
 
     name = "z2h"
 
     def __init__(self, **options: Any):
         self.config = EditConfig.from_options(**options)
+        if self.config.preset != "v2":
+            self.name = f"z2h-{self.config.preset}"
         self.last_stats: dict[str, Any] | None = None  # the eval runner records these per video
 
 
@@ -263,5 +323,10 @@ class Z2HMethod:
         self, frames: np.ndarray, anchor: int, reference: np.ndarray, progress: ProgressFn | None = None
     ) -> np.ndarray:
         result = edit(frames, anchor, reference, self.config, _Forward(progress))  # type: ignore[arg-type]
-        self.last_stats = {"train": result.train, "timings": result.timings}
+        self.last_stats = {"train": result.train, "timings": result.timings, "fusion": result.fusion}
         return result.frames
+
+
+def paper_method(**options: Any) -> Z2HMethod:
+    """The ``z2h-paper`` eval method: the paper's two stages, none of the v2 additions."""
+    return Z2HMethod(preset="paper", **options)

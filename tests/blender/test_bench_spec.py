@@ -102,3 +102,44 @@ def test_generator_defeats_colour_keying_often():
     hard = {"distractor", "textured_object", "texture_edit", "color_in_background"}
     share = sum(bool(hard & set(s.tags)) for s in specs) / len(specs)
     assert share >= 0.5
+
+
+MORE = TINY + """
+[[more_edits]]
+object = "b"
+kind = "color"
+color = [0.9, 0.9, 0.1]
+
+[[lights]]
+kind = "point"
+[[lights.keys]]
+frame = 0
+location = [1, 2, 3]
+[[lights.keys]]
+frame = 3
+location = [-1, 2, 3]
+"""
+
+
+def test_second_edit_and_moving_light_round_trip(tmp_path):
+    s = load_spec(write(tmp_path, MORE))
+    assert [e.object for e in s.more_edits] == ["b"] and s.more_edits[0].color == (0.9, 0.9, 0.1)
+    assert [k.location for k in s.lights[0].keys] == [(1.0, 2.0, 3.0), (-1.0, 2.0, 3.0)]
+    back = spec_from_dict(tomllib.loads(dumps_spec(s)), "y")
+    assert back.more_edits == s.more_edits and back.lights == s.lights
+    assert [k.frame for k in retime(s, 7).lights[0].keys] == [0, 6]
+
+
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ('object = "b"', 'object = "a"', "more_edits[0].object: object 'a' is edited twice"),
+        ('object = "b"', 'object = "q"', "more_edits[0].object: no object named 'q'"),
+        ("frame = 3\nlocation = [-1", "frame = 5\nlocation = [-1",
+         "lights[0].keys[1].frame: expected an integer"),
+    ],
+)
+def test_more_edits_and_light_key_errors(tmp_path, old, new, field):
+    text = MORE[: len(TINY)] + MORE[len(TINY):].replace(old, new)
+    with pytest.raises(SpecError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        load_spec(write(tmp_path, text))

@@ -1,0 +1,154 @@
+"""z2h v2 additions on synthetic videos with known answers: tracking, colour lookup, flow fusion."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import binary_erosion
+
+from z2h.color_transform import ColourTransform
+from z2h.flow_fusion import FusionConfig, candidates, fuse
+from z2h.tracking import edit_region, fb_check, track
+
+SIZE = 96
+
+
+def _texture(rng, h, w, base):
+    """A smooth random pattern around ``base`` colour (flow needs texture to lock on)."""
+    import cv2
+
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.5)
+    noise = noise / noise.std()
+    return np.clip(np.array(base, np.float32) * (1 + 0.3 * noise[..., None]), 0, 255)
+
+
+def twins_video(frames=8, step=3, edited_colour=(200, 40, 30)):
+    """Two identical textured squares on a textured floor, moving apart; only the left one is edited.
+
+    Returns original, edited (ground truth) frames and masks of the edited and the unedited square.
+    """
+    rng = np.random.default_rng(0)
+    floor = _texture(rng, SIZE, SIZE + 8 * frames, (90, 110, 90))
+    skin = _texture(rng, 24, 24, (40, 90, 200))
+    gain = np.array(edited_colour, np.float32) / np.array((40, 90, 200), np.float32)
+    orig, edit, m_edit, m_twin = [], [], [], []
+    for t in range(frames):
+        o = floor[:, t : t + SIZE].copy()
+        e = o.copy()
+        me, mt = np.zeros((SIZE, SIZE), bool), np.zeros((SIZE, SIZE), bool)
+        for x0, y0, mask, edited in ((20 - step * t // 2, 30, me, True), (50 + step * t, 40, mt, False)):
+            o[y0 : y0 + 24, x0 : x0 + 24] = skin
+            e[y0 : y0 + 24, x0 : x0 + 24] = np.clip(skin * gain, 0, 255) if edited else skin
+            mask[y0 : y0 + 24, x0 : x0 + 24] = True
+        orig.append(o)
+        edit.append(e)
+        m_edit.append(me)
+        m_twin.append(mt)
+    as8 = lambda xs: np.stack(xs).round().astype(np.uint8)  # noqa: E731
+    return as8(orig), as8(edit), np.stack(m_edit), np.stack(m_twin)
+
+
+def psnr_in(pred, gt, masks, skip=0):
+    vals = []
+    for t in range(len(gt)):
+        if t != skip and masks[t].any():
+            d = pred[t].astype(float)[masks[t]] - gt[t][masks[t]]
+            vals.append(10 * np.log10(255**2 / max((d**2).mean(), 1e-6)))
+    return float(np.mean(vals))
+
+
+def naive_recolour(orig, anchor, reference):
+    """What appearance matching does with twins: every look-alike pixel gets the edit."""
+    ct = ColourTransform().fit(orig[anchor], reference, edit_region(orig[anchor], reference))
+    return np.stack([ct.apply(f) for f in orig])
+
+
+def test_edit_region_is_where_the_reference_differs():
+    orig, edit, m_edit, _ = twins_video(frames=2)
+    region = edit_region(orig[0], edit[0]) > 0.5
+    assert region[m_edit[0]].all()  # all of the edit ...
+    assert region.sum() <= (24 + 2) ** 2  # ... and at most a 1-pixel rim (the 3x3 noise blur) around it
+
+
+def test_fb_check_flags_inconsistent_flow():
+    h, w = 20, 30
+    right = np.zeros((h, w, 2), np.float32)
+    right[..., 0] = 2
+    assert fb_check(right, -right)[:, :-2].all()  # consistent inside the frame
+    assert not fb_check(right, right)[5:15, 5:25].any()  # going forth and forth again is not a round trip
+
+
+def test_tracking_keeps_the_unedited_twin_unchanged():
+    orig, edit, m_edit, m_twin = twins_video()
+    naive = naive_recolour(orig, 0, edit[0])
+    assert psnr_in(naive, edit, m_twin) < 20  # a global colour map recolours the twin too
+    out, stats = fuse(orig, 0, edit[0], naive, naive, FusionConfig())
+    assert psnr_in(out, edit, m_twin) >= 40  # the twin keeps its original pixels
+    assert psnr_in(out, edit, m_edit) >= 25
+    assert m_edit[0].sum() <= stats["edit_region_px"] <= 26**2
+
+
+def test_identity_survives_without_the_fill_fallback_only_through_flow():
+    orig, edit, m_edit, m_twin = twins_video()
+    seed = edit_region(orig[0], edit[0])
+    tr = track(orig, 0, seed, candidates=np.ones(orig.shape[:3], np.float32))  # "everything looks edited"
+    labels = tr.labels > 0.5
+    assert labels[m_twin].mean() < 0.02  # the twin never takes the edited label
+    assert labels[m_edit].mean() > 0.95
+
+
+def test_object_that_leaves_and_returns_is_redetected_by_correspondence():
+    orig, edit, m_edit, _ = twins_video(frames=6)
+    # frames 2-3 lose the edited square (as if it left the frame): cut it out of the video
+    orig, edit = orig.copy(), edit.copy()
+    for t in (2, 3):
+        orig[t][m_edit[t]] = orig[t][~m_edit[t] & ~np.roll(m_edit[t], 30, 1)][: m_edit[t].sum()]
+        edit[t] = orig[t]
+    cand = candidates(naive_recolour(orig, 0, edit[0]), orig)
+    tr = track(orig, 0, edit_region(orig[0], edit[0]), cand)
+    assert (tr.labels[5] > 0.5)[m_edit[5]].mean() > 0.9  # back in view: labelled again
+
+
+@pytest.mark.parametrize("gain", [(1.6, 0.5, 0.4), (0.5, 0.9, 1.4)])
+def test_colour_lookup_reproduces_a_recolouring_exactly(gain):
+    orig, _, m_edit, _ = twins_video(frames=2)
+    rng = np.random.default_rng(1)
+    frame = orig[0]
+    edited = frame.copy()
+    edited[m_edit[0]] = np.clip(frame[m_edit[0]] * np.array(gain), 0, 255).round().astype(np.uint8)
+    ct = ColourTransform().fit(frame, edited, m_edit[0].astype(np.float32))
+    out = ct.apply(frame)
+    assert psnr_in(out[None], edited[None], m_edit[:1], skip=-1) > 38
+    # a texture-like edit (one colour -> many) is flagged unreliable; the plain recolouring is not
+    assert ct.reliability(frame, 6.0)[m_edit[0]].mean() > 0.8
+    scrambled = frame.copy()
+    scrambled[m_edit[0]] = rng.integers(0, 256, (m_edit[0].sum(), 3))
+    ct2 = ColourTransform().fit(frame, scrambled, m_edit[0].astype(np.float32))
+    assert ct2.reliability(frame, 6.0)[m_edit[0]].mean() < 0.2
+
+
+def test_flow_fusion_carries_a_texture_edit_the_restorer_missed():
+    orig, _, m_edit, _ = twins_video()
+    # texture edit: a checker pattern on the edited square, carried with its motion
+    cells = (np.indices((24, 24)) // 6).sum(0) % 2
+    pattern = np.where(cells[..., None] == 1, (230, 200, 40), (120, 20, 160)).astype(np.uint8)
+    edit = orig.copy()
+    for t in range(len(orig)):
+        ys, xs = np.nonzero(m_edit[t])
+        edit[t][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = pattern
+    no_help = orig.copy()  # a restorer that learnt nothing
+    flow_only = FusionConfig(colour=False)
+    out, stats = fuse(orig, 0, edit[0], no_help, no_help, flow_only)
+    inner = np.stack([binary_erosion(m, iterations=3) for m in m_edit])  # flow is least sure at edges
+    assert psnr_in(no_help, edit, inner) < 12
+    assert psnr_in(out, edit, inner) > 25
+    assert stats["flow_weight_mean"] > 0
+
+
+def test_paper_preset_turns_every_addition_off():
+    from z2h.pipeline import EditConfig
+
+    cfg = EditConfig.from_options(preset="paper")
+    assert not cfg.fusion.enabled and cfg.hero.pseudo_pairs == 0 and cfg.zero.k == 1
+    assert cfg.settings()["preset"] == "paper"
+    assert EditConfig.from_options().fusion.enabled
+    with pytest.raises(ValueError, match="unknown preset"):
+        EditConfig.from_options(preset="fast")
