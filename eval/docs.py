@@ -96,8 +96,10 @@ def differences(results: Path) -> str:
     mean = s[("psnr_masked", "mean")]
     flows = [m for m in mean.index if m.startswith("flow-")]
     best_flow = max(flows, key=lambda m: mean[m]) if flows else None
+    ebsynths = [m for m in mean.index if m in EBSYNTHS]
+    best_ebsynth = max(ebsynths, key=lambda m: mean[m]) if ebsynths else None
     out = []
-    for name, other in (("z2h", "z2h-zero"), ("z2h", best_flow), ("z2h", "colormap"),
+    for name, other in (("z2h", "z2h-zero"), ("z2h", best_flow), ("z2h", best_ebsynth), ("z2h", "colormap"),
                         ("z2h-paper", "z2h-zero"), ("z2h", "z2h-paper")):
         if other and name in mean and other in mean:
             out.append(f"- masked PSNR, {name} − {other}: {mean[name] - mean[other]:+.2f} dB "
