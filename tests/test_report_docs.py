@@ -121,3 +121,29 @@ def test_make_results_bce_names_registered_methods():
     methods = re.search(r"eval run \S+ --methods (\S+)", r.stdout).group(1).split(",")
     assert {"z2h", "z2h-zero", "colormap", "no-edit", "flow-raft-direct", "ebsynth"} <= set(methods)
     assert set(methods) <= set(REGISTRY)
+
+
+def test_differences_and_motion_pivot_are_computed_from_the_results(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from z2h.eval.docs import differences, pivot
+
+    rows = []
+    scores = (("z2h", 30.0), ("z2h-zero", 25.0), ("flow-dis-direct", 27.0), ("flow-dis-chained", 20.0))
+    for method, psnr_m in scores:
+        for video, shift in (("a", 1.0), ("b", 20.0)):
+            for t in range(3):
+                rows.append({"method": method, "video": video, "frame": t, "anchor": t == 0, "distance": t,
+                             "displacement_px": t * shift, "width": 100, "tags": "x",
+                             "psnr_masked": psnr_m + (2.0 if video == "a" else 0.0), "lpips_masked": 0.1})
+    pd.DataFrame(rows).to_csv(tmp_path / "metrics.csv", index=False)
+    (tmp_path / "run.json").write_text(json.dumps({"methods": {}}))
+    text = differences(tmp_path)
+    assert "- masked PSNR, z2h − z2h-zero: +5.00 dB (31.00 against 26.00)" in text
+    assert "- masked PSNR, z2h − flow-dis-direct: +3.00 dB (31.00 against 28.00)" in text  # the best flow
+    motion = pivot(tmp_path, "motion").splitlines()
+    assert motion[0] == "| method | small | large |"  # video a moves 1-2 px (small), b 20-40 px (large)
+    assert motion[2] == "| flow-dis-direct | 29.00 | 27.00 |"
+    assert motion[-1] == "| z2h | **32.00** | **30.00** |"
