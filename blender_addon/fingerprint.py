@@ -30,12 +30,20 @@ SKIP = frozenset({
     "transform_orientation_slots", "uv_layer_clone", "uv_layer_stencil",
     # Derived from the animated values walked at the first frame (and would differ per frame).
     "matrix_world", "matrix_local", "matrix_basis", "bound_box", "dimensions",
+    # Derived mesh data (normals, triangulation): follows from the geometry hashed in bulk.
+    "vertex_normals", "polygon_normals", "corner_normals", "loop_triangles", "loop_triangle_polygons",
+    "depsgraph",  # evaluated copies of what is walked anyway
 })
 NODE_LAYOUT = frozenset({"location", "location_absolute", "width", "height", "dimensions", "select",
                          "hide", "show_options", "show_preview", "show_texture", "label", "color",
                          "use_custom_color"})
 BULK = {"MeshVertices": ("co", 3, "f"), "MeshPolygons": ("vertices", None, "i"),
         "MeshLoops": ("vertex_index", 1, "i"), "MeshEdges": ("vertices", 2, "i")}
+# Attribute values by item type, read in bulk (geometry attributes, UV maps, colours).
+BULK_ITEMS = {"FloatAttributeValue": ("value", 1, "f"), "IntAttributeValue": ("value", 1, "i"),
+              "BoolAttributeValue": ("value", 1, "b"), "FloatVectorAttributeValue": ("vector", 3, "f"),
+              "Float2AttributeValue": ("vector", 2, "f"), "FloatColorAttributeValue": ("color", 4, "f"),
+              "ByteColorAttributeValue": ("color", 4, "f"), "MeshUVLoop": ("uv", 2, "f")}
 MAX_DEPTH = 10
 MAX_ITEMS = 10000  # larger collections (other than mesh geometry) are summarised by their length
 
@@ -100,14 +108,19 @@ class _Walker:
         rna = getattr(getattr(items, "rna_type", None), "identifier", kind)
         n = len(items)
         self.add(name, n)
-        if rna in BULK and n:
-            attr, width, code = BULK[rna]
+        first = next(iter(items), None)
+        bulk = BULK.get(rna) or BULK_ITEMS.get(type(first).__name__)
+        if bulk is not None and n:
+            attr, width, code = bulk
             if width is None:  # polygons: their corner counts stand in for the index lists
                 attr, width = "loop_total", 1
             data = array.array(code, [0]) * (n * width)
-            items.foreach_get(attr, data)
-            self.h.update(data.tobytes())
-            return
+            try:
+                items.foreach_get(attr, data)
+                self.h.update(data.tobytes())
+                return
+            except (TypeError, RuntimeError, AttributeError):
+                pass  # an unexpected layout: walk the items instead
         if n > MAX_ITEMS:
             return
         for item in items:
