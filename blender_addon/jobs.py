@@ -68,6 +68,7 @@ class Run:
         self.render_share, self.unit, self.run_dir = render_share, unit, run_dir
         self.phase = "render" if render_share > 0 else "backend"
         self._cancelled = False
+        self._error: str | None = None  # the next step could not start: the run failed for good
         self._best = 0.0
         self.overall_fraction, self.stage_label = 0.0, "Starting"
 
@@ -96,22 +97,22 @@ class Run:
 
     def poll(self) -> JobState:
         state = self.job.poll()
-        if state.finished and state.status == "done" and self._steps and not self._cancelled:
-            _, start = self._steps.pop(0)
-            try:
+        if self._error is not None:
+            return dataclasses.replace(state, status="error", message=self._error)
+        try:
+            if state.finished and state.status == "done" and self._steps and not self._cancelled:
+                _, start = self._steps.pop(0)
                 self.job = start()
-            except BackendError as exc:
-                return dataclasses.replace(state, status="error", message=str(exc))
-            self.step_index += 1
-            state = self.job.poll()
-        if state.finished and state.status == "done" and self._then is not None and not self._cancelled:
-            then, self._then = self._then, None
-            try:
+                self.step_index += 1
+                state = self.job.poll()
+            if state.finished and state.status == "done" and self._then is not None and not self._cancelled:
+                then, self._then = self._then, None
                 self.job = then()
-            except (BackendError, EditError) as exc:
-                return dataclasses.replace(state, status="error", message=str(exc))
-            self.phase = "backend"
-            state = self.job.poll()
+                self.phase = "backend"
+                state = self.job.poll()
+        except (BackendError, EditError, OSError) as exc:
+            self._error, self._steps = str(exc), []
+            return dataclasses.replace(state, status="error", message=self._error)
         return self._overall(state)
 
     def _overall(self, s: JobState) -> JobState:

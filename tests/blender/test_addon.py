@@ -399,6 +399,19 @@ def test_run_edit_operator_blocking_and_backend_error(fake_backend, tmp_path, mo
     assert bpy.context.scene.z2h.job_status == "error"
 
 
+def test_a_backend_that_cannot_start_fails_the_run_for_good(fake_backend, tmp_path, prefs):
+    from z2h.blender_addon import jobs
+
+    scene, _ = make_scene(tmp_path)
+    run = jobs.start_edit(bpy.context)
+    prefs.backend_python = ""  # irrelevant now: the backend's command was fixed at start ...
+    run._then = lambda: (_ for _ in ()).throw(jobs.BackendError("cannot start the backend 'nope'"))
+    state, _ = _wait(run)
+    assert state.status == "error" and "cannot start the backend" in state.message
+    assert run.poll().status == "error"  # ... and it stays failed on later ticks
+    assert jobs.finish_edit(scene, state)[0] == "ERROR"
+
+
 def test_input_errors_name_the_problem(fake_backend, tmp_path, prefs):
     from z2h.blender_addon import jobs
 
