@@ -454,40 +454,43 @@ def test_render_settings_default_to_the_scene(addon, tmp_path):
     assert render_options(scene) == ((40, 30), "CYCLES", 5)
 
 
-@pytest.mark.parametrize("kind", ["grey", "palette", "jpeg"])
-def test_reference_image_can_be_grey_palette_or_jpeg(fake_backend, tmp_path, kind):
+def _palette_png(path: Path) -> None:
+    """An indexed (colour type 3) 32x32 PNG, written by hand: Blender and PIL read it, our codec cannot."""
+    import struct
+    import zlib
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    rows = b"".join(b"\0" + bytes(32) for _ in range(32))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 3, 0, 0, 0))
+                     + chunk(b"PLTE", bytes((200, 30, 30))) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+def test_reference_image_can_be_grey_palette_or_jpeg(fake_backend, tmp_path):
     from z2h.blender_addon import jobs
 
     scene, _ = make_scene(tmp_path)
+    write_png(tmp_path / "grey.png", np.full((32, 32), 128, np.uint8))  # colour type 0
+    _palette_png(tmp_path / "palette.png")
     image = bpy.data.images.new("ref", 32, 32)
-    image.pixels.foreach_set(np.full(32 * 32 * 4, 0.5, np.float32))
-    path = tmp_path / ("ref.jpg" if kind == "jpeg" else "ref.png")
-    image.filepath_raw, image.file_format = str(path), "JPEG" if kind == "jpeg" else "PNG"
+    image.filepath_raw, image.file_format = str(tmp_path / "ref.jpg"), "JPEG"
     image.save()
-    if kind == "grey":  # re-encode as an 8-bit grey PNG (colour type 0)
-        write_png(path, np.full((32, 32), 128, np.uint8))
-    elif kind == "palette":  # colour type 3: an indexed PNG made by hand
-        import struct
-        import zlib
-
-        def chunk(tag, data):
-            return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-        rows = b"".join(b"\0" + bytes(32) for _ in range(32))
-        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 3, 0, 0, 0))
-                         + chunk(b"PLTE", bytes((200, 30, 30))) + chunk(b"IDAT", zlib.compress(rows))
-                         + chunk(b"IEND", b""))
-    scene.z2h.reference_mode, scene.z2h.reference_path = "IMAGE", str(path)
+    for name in ("grey.png", "palette.png", "ref.jpg"):
+        jobs._check_reference(tmp_path / name, (32, 32))  # accepted (raises EditError otherwise)
+    with pytest.raises(jobs.EditError, match=r"ref.jpg is 32x32, the render is 64x32"):
+        jobs._check_reference(tmp_path / "ref.jpg", (64, 32))
+    (tmp_path / "ref.bmp").write_bytes(b"BM")
+    with pytest.raises(jobs.EditError, match="use a PNG or JPEG file"):
+        jobs._check_reference(tmp_path / "ref.bmp", (32, 32))
+    # ... and a JPEG goes to the backend as it is.
+    scene.z2h.reference_mode, scene.z2h.reference_path = "IMAGE", str(tmp_path / "ref.jpg")
     state, _ = _wait(jobs.start_edit(bpy.context))
     assert state.status == "done", state.message
     argv = json.loads(fake_backend.read_text())["argv"]
-    assert argv[argv.index("--reference") + 1] == str(path)
+    assert argv[argv.index("--reference") + 1] == str(tmp_path / "ref.jpg")
     jobs.finish_edit(scene, state)
-    bmp = tmp_path / "ref.bmp"
-    bmp.write_bytes(b"BM")
-    scene.z2h.reference_path = str(bmp)
-    with pytest.raises(jobs.EditError, match="use a PNG or JPEG file"):
-        jobs.start_edit(bpy.context)
 
 
 def test_paint_workflow_render_anchor_paint_and_use_it(fake_backend, tmp_path):
