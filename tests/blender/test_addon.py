@@ -307,6 +307,11 @@ def test_run_edit_renders_inputs_runs_backend_and_loads_result(fake_backend, tmp
     monkeypatch.setattr(background, "bpy", blender)
     assert background.preview_command(first, 30, 1.001) == ["/opt/blender/blender", "-a", "-f", "30", "1.001",
                                                              str(first)]
+    # In Blender (not the bpy module) the render worker is Blender itself, in background mode.
+    job_file = tmp_path / "job.json"
+    assert background.worker_command(job_file) == [
+        "/opt/blender/blender", "--background", "--python-exit-code", "1", "--python", str(background.WORKER),
+        "--", str(job_file)]
     # The 3D scene itself got no strips, so its own renders stay renders of the 3D scene.
     assert scene.sequence_editor is None or len(all_strips(scene.sequence_editor)) == 0
 
