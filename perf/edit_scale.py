@@ -98,19 +98,36 @@ Path(args.out, "run.json").write_text(json.dumps({"timings": {**res.timings, "wr
 """
 
 
-def run_child(cmd: list[str], timeout: float) -> tuple[int, float, float]:
-    """(exit code, seconds, peak RSS in MB of this child alone)."""
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak so far) resident memory of a live process in MB (Linux /proc)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if ":" in line)
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def run_child(cmd: list[str], timeout: float, frames_dir: Path | None = None,
+              trace: list | None = None) -> tuple[int, float, float]:
+    """(exit code, seconds, peak RSS in MB of this child alone). With ``trace``, every 2 s appends
+    (seconds, final frames written so far in ``frames_dir``, RSS MB, peak RSS so far MB)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = start + timeout
+    deadline, next_sample = start + timeout, start
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        if time.perf_counter() > deadline:
+        now = time.perf_counter()
+        if now > deadline:
             proc.kill()
             pid, status, usage = os.wait4(proc.pid, 0)
             break
+        if trace is not None and now >= next_sample:
+            next_sample = now + 2
+            try:
+                done = len(list(frames_dir.glob("*.png"))) if frames_dir and frames_dir.is_dir() else 0
+                trace.append((round(now - start, 1), done, *(round(x, 1) for x in rss_mb(proc.pid))))
+            except (OSError, KeyError):  # the child is exiting
+                pass
         time.sleep(0.05)
     seconds = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
@@ -129,12 +146,14 @@ def measure(video: Path, reference: Path, out: Path, frames: int, steps: int, wo
     else:
         out.mkdir(parents=True)
         cmd = [sys.executable, "-c", IN_MEMORY, *edit_args]
-    code, seconds, rss = run_child(cmd, timeout)
+    trace: list = []
+    code, seconds, rss = run_child(cmd, timeout, out / "frames", trace)
     timings = json.loads((out / "run.json").read_text()).get("timings", {}) if code == 0 else {}
     per_frame = sum(timings.get(k, 0.0) for k in ("zero", "hero", "write")) / frames
     return {"mode": mode, "frames": frames, "status": "ok" if code == 0 else f"exit {code}",
             "peak_rss_mb": round(rss, 1), "seconds": round(seconds, 2),
-            "train_seconds": timings.get("hero_train", 0.0), "seconds_per_frame": round(per_frame, 3)}
+            "train_seconds": timings.get("hero_train", 0.0), "seconds_per_frame": round(per_frame, 3),
+            "trace": trace}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -143,7 +162,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
     for (size, mode) in sorted({(r["size"], r["mode"]) for r in rows}):
         pts = sorted((r["frames"], r["peak_rss_mb"], r["seconds_per_frame"]) for r in rows
                      if r["size"] == size and r["mode"] == mode and r["status"] == "ok")
@@ -153,10 +172,15 @@ def plot(rows: list[dict], path: Path) -> None:
         style = "-o" if mode == "stream" else "--x"
         ax1.plot(x, np.array(rss) / 1024, style, label=f"{size} {mode}")
         ax2.plot(x, spf, style, label=f"{size} {mode}")
+    for r in rows:  # within one run: memory as the frames are written (a run cut short still shows it)
+        if r.get("trace"):
+            _, done, _, peak = zip(*r["trace"], strict=True)
+            ax3.plot(done, np.array(peak) / 1024, label=f"{r['size']} x {r['frames']} {r['mode']}")
+    ax3.set(xlabel="final frames written", ylabel="peak RSS so far (GB)", title="during one run")
     ax1.set(xlabel="frames", ylabel="peak RSS (GB)", title="z2h edit: peak memory")
     ax2.set(xlabel="frames", ylabel="seconds per frame", title="z2h edit: time per frame")
     ax1.axhline(4, color="grey", lw=0.8, ls=":")
-    for ax in (ax1, ax2):
+    for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -173,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-memory", action="store_true", help="also run the in-memory edit() for comparison")
     p.add_argument("--quick", action="store_true", help="2 tiny points: 96x128 x 4 and 16 frames")
     p.add_argument("--scratch", type=Path, help="folder for the synthetic videos (default: a temp folder)")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per point")
+    p.add_argument("--timeout", type=float, default=3600,
+                   help="seconds per point; a point stopped by it keeps its trace (status 'exit -9')")
     p.add_argument("--json", type=Path, help="write the rows here")
     p.add_argument("--plot", type=Path, help="write the plot here (PNG)")
     p.add_argument("extra", nargs="*", help="after --: extra z2h edit arguments")
