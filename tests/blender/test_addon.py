@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import stat
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -69,6 +70,17 @@ FAKE_EDIT = textwrap.dedent(
     emit(event="done", out=args.out, partial=False)
     """
 )
+
+
+@pytest.fixture(autouse=True)
+def private_tempdir(tmp_path, monkeypatch):
+    """Each test its own system temp dir, so the add-on's default cache (<tempdir>/z2h-cache) is never
+    shared between concurrent runs or Blender versions (a parallel run's scene.blend broke a bpy 4.2 run)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp
 
 
 @pytest.fixture(scope="module")
