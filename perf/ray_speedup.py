@@ -51,7 +51,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="z2h-ray-speedup-") as tmp:
         local = eval_run(a.bench, Path(tmp) / "local", args)
         tasks = len(work_seconds(Path(tmp) / "local"))
-        print(f"local (sequential): {local:.1f} s for {tasks} method x video runs")
+        print(f"local (sequential): {local:.1f} s for {tasks} method x video runs", flush=True)
         base = None
         for n in a.workers:
             start = time.perf_counter()
@@ -65,7 +65,9 @@ def main() -> int:
             print(f"ray, {n} node(s): {wall:.1f} s (cluster start {up:.0f} s not included), "
                   f"speed-up x{base / wall:.2f} over 1 node, x{local / wall:.2f} over local; per task: "
                   f"{sum(work) / len(work):.2f} s of work, {busy:.2f} s of a slot "
-                  f"(overhead {busy - sum(work) / len(work):+.2f} s)")
+                  f"(overhead {busy - sum(work) / len(work):+.2f} s)", flush=True)
+        again = eval_run(a.bench, Path(tmp) / "local-again", args)  # load drifts on a shared machine
+        print(f"local (sequential) again, after the Ray runs: {again:.1f} s")
     return 0
 
 
