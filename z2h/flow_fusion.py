@@ -27,6 +27,7 @@ import numpy as np
 from z2h.progress import ProgressFn, no_progress
 
 GAIN_EPS = 0.01  # as in the offline Zero-Stage's ratio transfer
+GATE_GROWTH = 3  # px the gate extends beyond the tracked label (its edge is soft and may lag)
 CHANGED_LEVELS = 6  # a pixel the colour lookup changes by more than this (0..255) "looks edited"
 
 
@@ -39,7 +40,7 @@ class FusionConfig:
     flow: bool = True  # the flow-carried colour change where flow chains are consistent
     colour_spread: float = 6.0  # lookup residual (0..255 levels) at which its weight falls to 1/e
     photo_tolerance: float = 12.0  # max original-colour difference (0..255) for a flow-carried pixel
-    region_margin: int = 8  # px around the edit region: the lookup learns its colours, the gate covers it
+    region_margin: int = 8  # px around the edit region whose colours the lookup learns (the gate reaches 2x)
 
     @property
     def enabled(self) -> bool:
@@ -79,6 +80,7 @@ class Fuser:
         self.seed = edit_region(anchor_frame, reference)
         self.k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * c.region_margin + 1,) * 2)
         self.k_far = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * c.region_margin + 1,) * 2)
+        self.k_small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GATE_GROWTH + 1,) * 2)
         self.empty = self.seed.sum() == 0  # the reference equals the anchor: nothing to propagate
         self.tracker = Tracker(anchor, anchor_frame, self.seed) if (c.track or c.flow) else None
         if c.colour:
@@ -100,6 +102,26 @@ class Fuser:
             out["flow_weight_mean"] = round(float(np.mean(self.w_flow)), 4)
         return out
 
+    def gate(self, label: np.ndarray, looked_up: np.ndarray | None, orig: np.ndarray) -> np.ndarray:
+        """Where the output may differ from the original frame: (H, W) float32 in 0..1.
+
+        The tracked label marks the pixels the edit CHANGED. The gate is the object around them: the label
+        grown by a few pixels, plus the pixels the colour lookup changes that are CONNECTED to the label
+        within twice the margin (parts of the same object the chain lost). A look-alike nearby stays out
+        unless it touches the edited object.
+        """
+        import cv2
+
+        near = (label > 0.5).astype(np.uint8)
+        grown = cv2.dilate(near, self.k_small)
+        if looked_up is not None:
+            changed = (np.abs(looked_up - orig).max(-1) > CHANGED_LEVELS).astype(np.uint8)
+            grown |= changed & cv2.dilate(near, self.k_far)
+            _, comp = cv2.connectedComponents(grown, connectivity=8)
+            keep = np.unique(comp[near > 0])
+            grown = np.isin(comp, keep[keep > 0]).astype(np.uint8)
+        return cv2.blur(grown.astype(np.float32), (3, 3))
+
     def __call__(
         self, t: int, frame: np.ndarray, restored: np.ndarray, zero: np.ndarray, previous: int | None,
     ) -> np.ndarray:
@@ -110,11 +132,18 @@ class Fuser:
         c = self.config
         if self.empty:
             return restored
-        if self.tracker is not None:
-            guess = candidates(zero[None], frame[None])[0]
-            label, coords, valid = self.tracker.step(t, frame, previous, guess)
         orig = frame.astype(np.float32)
         y = restored.astype(np.float32)
+        if c.colour:
+            w_col = self.ct.reliability(frame, c.colour_spread)[..., None]
+            looked_up = self.ct.apply(frame).astype(np.float32)
+        if self.tracker is not None:
+            # Re-detection where the chain breaks: what the Zero-Stage's correspondence changed, and what
+            # the colour lookup changes where it is reliable (per-pixel colour correspondence).
+            guess = candidates(zero[None], frame[None])[0]
+            if c.colour:
+                guess = np.maximum(guess, candidates(looked_up[None], frame[None])[0] * w_col[..., 0])
+            label, coords, valid = self.tracker.step(t, frame, previous, guess)
         if c.flow:
             photo = np.abs(cv2.blur(orig, (3, 3)) - remap(self.anchor_blur, coords)).max(-1)
             w_flow = (valid & (photo < c.photo_tolerance)).astype(np.float32)[..., None]
@@ -122,22 +151,10 @@ class Fuser:
             y = w_flow * carried + (1 - w_flow) * y
             self.w_flow.append(float(w_flow.mean()))
         if c.colour:
-            w_col = self.ct.reliability(frame, c.colour_spread)[..., None]
-            looked_up = self.ct.apply(frame).astype(np.float32)
             y = w_col * looked_up + (1 - w_col) * y
             self.w_colour.append(float(w_col.mean()))
         if c.track:
-            # The tracked label is the CHANGED pixels; the gate is the object around them: the label grown
-            # by the margin whose colours the lookup learnt (there, unchanged colours stay unchanged).
-            # Beyond the margin, up to twice as far, pixels join where the lookup changes their colour
-            # (parts of the same object the chain lost; a look-alike further away stays out).
-            near = (label > 0.5).astype(np.uint8)
-            gate = cv2.dilate(near, self.k) > 0
-            if c.colour:
-                changed = np.abs(looked_up - orig).max(-1) > CHANGED_LEVELS
-                gate |= changed & (cv2.dilate(near, self.k_far) > 0)
-            gate = cv2.blur(gate.astype(np.float32), (5, 5))[..., None]
-            y = orig + gate * (y - orig)
+            y = orig + self.gate(label, looked_up if c.colour else None, orig)[..., None] * (y - orig)
         return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
 

@@ -4,8 +4,8 @@ Appearance matching cannot tell an edited object from an unedited look-alike; mo
 is read off the anchor (where the reference differs from the original anchor) and carried frame by frame
 with optical flow (OpenCV DIS) in both directions from the anchor:
 
-- where the flow passes a forward-backward check, a pixel takes the label (and the anchor position) of
-  the pixel it came from;
+- where the flow passes a forward-backward check and the colours agree, a pixel takes the label (and the
+  anchor position) of the pixel it came from;
 - where it fails (disocclusion, entering the frame, fast motion), the label is filled from nearby pixels
   that passed and look alike (an edge-aware, geodesic fill, so a revealed part of an object takes that
   object's label); where no such pixel is near, the label is re-detected from ``candidates``, the
@@ -24,8 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FILL_SIGMA = 0.15  # colour distance (RGB in 0..1) at which the edge-aware fill's weight falls to 1/e
-FILL_STEPS = 24  # geodesic fill reach, in half-resolution pixels
+PHOTO_TOLERANCE = 16.0  # levels: above it, a pixel did not come from where the flow says (occlusion)
+FILL_SIGMA = 0.1  # colour distance (RGB in 0..1) at which the edge-aware fill's weight falls to 1/e
+FILL_STEPS = 16  # geodesic fill reach, in half-resolution pixels
+FILL_DECAY = 0.92  # support lost per half-resolution pixel: the fill closes bands, it does not find objects
+REDETECT_WIDTH = 5  # px: narrower unexplained regions are edge slivers, not a re-appearing object
 FILL_SUPPORT = 0.3  # below this fill strength, the label comes from the correspondence candidates
 
 
@@ -63,6 +66,21 @@ def fb_check(flow_ts: np.ndarray, flow_st: np.ndarray, alpha: float = 0.01, beta
     bound = alpha * (np.sum(flow_ts**2, -1) + np.sum(back**2, -1)) + beta
     inside = (pos[..., 0] >= 0) & (pos[..., 0] <= w - 1) & (pos[..., 1] >= 0) & (pos[..., 1] <= h - 1)
     return (err < bound) & inside
+
+
+def photo_check(target: np.ndarray, source: np.ndarray, positions: np.ndarray,
+                tolerance: float = PHOTO_TOLERANCE) -> np.ndarray:
+    """True where ``target`` looks like ``source`` around ``positions``: each channel of the target lies
+    within ``tolerance`` levels of the source's 3x3 min..max range there (so sub-pixel flow errors on
+    texture pass). A disoccluded pixel whose smooth flow still passes the forward-backward check lands on
+    a different surface, and fails here."""
+    import cv2
+
+    src = source.astype(np.float32)
+    k = np.ones((3, 3), np.uint8)
+    lo, hi = remap(cv2.erode(src, k), positions), remap(cv2.dilate(src, k), positions)
+    a = target.astype(np.float32)
+    return np.maximum(np.maximum(lo - a, a - hi), 0).max(-1) < tolerance
 
 
 def edit_region(original: np.ndarray, reference: np.ndarray, threshold: float = 10.0) -> np.ndarray:
@@ -103,11 +121,10 @@ def geodesic_fill(
     sup = (sup > 0.99).astype(np.float32)
     fixed = sup > 0
     img = cv2.resize(guide.astype(np.float32) / 255, small, interpolation=cv2.INTER_AREA)
-    img = cv2.GaussianBlur(img, (0, 0), 1.0)  # texture inside one object should not stop the fill
     for _ in range(steps):
         for axis, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
             nb_img = np.roll(img, shift, axis)
-            g = np.exp(-np.sum((img - nb_img) ** 2, -1) / sigma**2) * 0.97
+            g = np.exp(-np.sum((img - nb_img) ** 2, -1) / sigma**2) * FILL_DECAY
             cand = np.roll(sup, shift, axis) * g
             better = (cand > sup) & ~fixed
             sup = np.where(better, cand, sup)
@@ -138,6 +155,22 @@ class Track:
     consistent: np.ndarray  # (T,) fraction of pixels whose step passed the forward-backward check
 
 
+def redetect(candidates: np.ndarray | None, ok: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Labels from the correspondence candidates where neither flow nor the fill explains a pixel.
+
+    Only regions at least REDETECT_WIDTH pixels wide count (a morphological opening): the thin sliver a
+    moving look-alike uncovers at its edge every frame must not be taken for the edited object coming
+    back, while an object re-entering the view or emerging from behind an occluder shows a wider part.
+    """
+    import cv2
+
+    if candidates is None:
+        return np.zeros(ok.shape, np.float32)
+    unexplained = (~ok & (support <= FILL_SUPPORT) & (candidates > 0.5)).astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (REDETECT_WIDTH, REDETECT_WIDTH))
+    return cv2.morphologyEx(unexplained, cv2.MORPH_OPEN, k).astype(np.float32)
+
+
 class Tracker:
     """The frame-by-frame form of :func:`track`, for streaming: call :meth:`step` in anchor order
     (z2h.frames.anchor_order: every frame after its neighbour towards the anchor). It keeps only the states
@@ -165,7 +198,7 @@ class Tracker:
         if previous != self.anchor:  # only frame t (further out) needed it
             del self.states[previous]
         f_ts, f_st = dis_flow(frame, prev_frame), dis_flow(prev_frame, frame)
-        ok = fb_check(f_ts, f_st)
+        ok = fb_check(f_ts, f_st) & photo_check(frame, prev_frame, self.grid + f_ts)
         self.consistent.append(float(ok.mean()))
         state = np.concatenate(
             [prev_lab[..., None], prev_coords, prev_valid[..., None].astype(np.float32)], -1)
@@ -174,8 +207,7 @@ class Tracker:
         coords = refine(frame, self.anchor_frame, moved[..., 1:3])
         valid = ok & (moved[..., 3] > 0.99)
         filled, support = geodesic_fill(lab, ok.astype(np.float32), frame)
-        fallback = candidates if candidates is not None else np.zeros_like(lab)
-        lab = np.where(ok, lab, np.where(support > FILL_SUPPORT, filled, fallback))
+        lab = np.where(ok, lab, np.where(support > FILL_SUPPORT, filled, redetect(candidates, ok, support)))
         # re-sharpen: bilinear sampling softens the label's edge a little every step
         lab = np.clip(1.5 * (lab - 0.5) + 0.5, 0, 1).astype(np.float32)
         self.states[t] = (frame, lab, coords, valid)
