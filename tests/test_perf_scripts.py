@@ -34,7 +34,7 @@ def env(tmp_path_factory):
 def test_every_perf_script_is_covered():
     """A new perf script must join SCRIPTS (it then runs below) or name the test that runs it quickly."""
     assert SCRIPTS == ["attention_speed.py", "edit_speed.py", "hero_steps.py", "lora_routing_speed.py",
-                       "metrics_speed.py", "zero_speed.py"]
+                       "metrics_speed.py", "v2_speed.py", "zero_speed.py"]
     for script, test in ELSEWHERE.items():
         assert script in (ROOT / "tests" / test).read_text()
     assert set(ALL) == set(SCRIPTS) | set(ELSEWHERE) | NO_QUICK
@@ -44,7 +44,8 @@ def test_every_perf_script_is_covered():
 # is a sweep of our own setting against the Zero-Stage alone.
 REFERENCE = {"attention_speed.py": "dense s", "metrics_speed.py": "reference ms/frame",
              "zero_speed.py": "(reference)", "edit_speed.py": "(reference)",
-             "hero_steps.py": "Zero-Stage only", "lora_routing_speed.py": "masked adapters"}
+             "hero_steps.py": "Zero-Stage only", "lora_routing_speed.py": "masked adapters",
+             "v2_speed.py": "(reference)"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
