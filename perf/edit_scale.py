@@ -201,8 +201,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds per point; a point stopped by it keeps its trace (status 'exit -9')")
     p.add_argument("--json", type=Path, help="write the rows here")
     p.add_argument("--plot", type=Path, help="write the plot here (PNG)")
+    p.add_argument("--replot", type=Path, nargs="+", metavar="JSON",
+                   help="no runs: plot (--plot) and summarise the rows of earlier --json files")
     p.add_argument("extra", nargs="*", help="after --: extra z2h edit arguments")
     args = p.parse_args(argv)
+    if args.replot:
+        rows = [row for path in args.replot for row in json.loads(path.read_text())]
+        for row in rows:
+            peak = max((t[3] for t in row.get("trace", [])), default=row["peak_rss_mb"])
+            done = max((t[1] for t in row.get("trace", [])), default=row["frames"])
+            print(f"{row['size']:>7} {row['mode']:>9} {row['frames']:4d} frames: peak RSS {peak:7.0f} MB, "
+                  f"{row['seconds_per_frame']:.3f} s/frame [{row['status']}, {done} frames written]")
+        if args.plot:
+            plot(rows, args.plot)
+        return 0
     extra = list(args.extra)
     if args.quick:
         args.sizes, args.frames, args.steps = ["96x128"], [4, 16], 5
