@@ -85,3 +85,19 @@ def test_real_ebsynth_carries_the_edit_along_a_pan(name):
         err_edit = np.abs(out[t][m].astype(float) - v["edited"][t][m]).mean()
         err_orig = np.abs(out[t][m].astype(float) - v["original"][t][m]).mean()
         assert err_edit < 0.6 * err_orig, f"{name} frame {t}: {err_edit:.1f} vs {err_orig:.1f}"
+
+
+def test_groups_leave_out_peers_that_cannot_run_and_say_why(tmp_path, monkeypatch):
+    from z2h.eval.runner import peers_available, resolve_methods
+
+    monkeypatch.setenv("Z2H_CACHE", str(tmp_path / "cache"))  # no RAFT weights there
+    monkeypatch.setattr(ebsynth, "BUILT", tmp_path / "nowhere")
+    monkeypatch.delenv("Z2H_EBSYNTH", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    why = peers_available()
+    assert "run `z2h weights fetch`" in why["raft"] and "make ebsynth" in why["ebsynth"]
+    methods = resolve_methods("default", include_raft=why["raft"] is None,
+                              include_ebsynth=why["ebsynth"] is None)
+    assert not any(m.startswith(("flow-raft", "ebsynth")) for m in methods)
+    monkeypatch.setenv("Z2H_EBSYNTH", str(fake_binary(tmp_path / "bin")))
+    assert peers_available()["ebsynth"] is None
