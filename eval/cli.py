@@ -164,7 +164,7 @@ def _list(args: argparse.Namespace) -> int:
 
     baselines = set(baseline_names(include_raft=True, include_ebsynth=True))
     for name, target in sorted(REGISTRY.items()):
-        group = "z2h" if name in Z2H_METHODS else "baseline" if name in baselines else "other"
+        group = "z2h" if name in Z2H_METHODS else "baseline" if name in baselines else "by name"
         note = (" (needs `z2h weights fetch`)" if name.startswith("flow-raft")
                 else " (needs the ebsynth binary: `make ebsynth`)" if name.startswith("ebsynth") else "")
         print(f"{name:30s} {group:9s} {target}{note}")

@@ -66,6 +66,11 @@ REGISTRY: dict[str, str] = {
 }
 
 
+# Registered, runnable by name, but left out of the groups `baselines`/`default`: each costs a full EbSynth
+# pass (about 20-50 s per 256² frame on 2 busy cores) for a gain measured on one video only (docs/eval.md).
+NOT_IN_GROUPS = frozenset({"ebsynth-edge", "ebsynth-chained"})
+
+
 def available() -> list[str]:
     """Registered method names."""
     return sorted(REGISTRY)

@@ -33,7 +33,7 @@ from z2h import versions
 from z2h.benchmark.validate import check_name, inside, name_problem
 from z2h.eval import cache
 from z2h.eval.data import Video, load_video, select_videos
-from z2h.eval.methods import REGISTRY, check_output, get_method
+from z2h.eval.methods import NOT_IN_GROUPS, REGISTRY, check_output, get_method
 from z2h.io import write_json
 from z2h.outlock import LOCK_NAME, locked
 from z2h.progress import Cancelled, Reporter
@@ -60,7 +60,8 @@ class RunConfig:
 def baseline_names(include_raft: bool = False, include_ebsynth: bool = False) -> list[str]:
     """Registered baselines (eval/baselines); RAFT and EbSynth only when asked (their weights or binary
     are found: see :func:`peers_available`)."""
-    names = [n for n, target in REGISTRY.items() if target.startswith("z2h.eval.baselines.")]
+    names = [n for n, target in REGISTRY.items()
+             if target.startswith("z2h.eval.baselines.") and n not in NOT_IN_GROUPS]
     return [n for n in names if (include_raft or not n.startswith("flow-raft"))
             and (include_ebsynth or not n.startswith("ebsynth"))]
 

@@ -150,7 +150,8 @@ def test_method_groups_and_bad_output_folder(bench, tmp_path):
     assert {"no-edit", "colormap", "colormap-lut", "flow-dis-chained-fb", "flow-tvl1-direct"} <= set(base)
     assert not any(m.startswith(("flow-raft", "ebsynth")) for m in base)
     assert any(m.startswith("flow-raft") for m in resolve_methods("baselines", include_raft=True))
-    assert "ebsynth" in resolve_methods("default", include_ebsynth=True)
+    peers = resolve_methods("default", include_ebsynth=True)
+    assert {"ebsynth", "ebsynth-temporal"} <= set(peers) and "ebsynth-edge" not in peers
     assert resolve_methods("default")[-2:] == ["z2h-zero", "z2h"]
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         resolve_methods("no-edit,nope")
