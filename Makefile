@@ -34,7 +34,7 @@ $(VENV)/.stamp: pyproject.toml constraints-ml.txt
 	$(VENV)/bin/pip install -q --upgrade pip
 	# Pinned pair that lies on the local disk; installed first so nothing pulls another torch.
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q -c constraints-ml.txt -e ".[ml,dev]"
+	$(VENV)/bin/pip install -q -c constraints-ml.txt -e ".[ml,dev,ray]"
 	$(VENV)/bin/z2h weights fetch
 	touch $@
 
