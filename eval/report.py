@@ -219,6 +219,11 @@ def notes(df: Any, record: dict[str, Any], by: str | None) -> list[str]:
                    + ", ".join(f"{lo}-{hi}" if hi else f"{lo}+" for lo, hi in DISTANCE_BINS) + ".")
     if by == "tag":
         out.append("Tags: a video counts in every tag it carries.")
+    if len(df):  # a method scored on fewer videos than the table: its means are over other videos
+        covered = df.groupby("method")["video"].nunique()
+        total = df["video"].nunique()
+        for n, k in covered[covered < total].items():
+            out.append(f"{n}: scored on {k} of the {total} videos only; its means are not comparable.")
     for n, videos in sorted(cut_short(record).items()):
         if n in shown:
             out.append(f"{n}{CUT_SHORT.strip()}: a time budget cut its training short on {', '.join(videos)} "

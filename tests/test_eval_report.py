@@ -192,3 +192,17 @@ def test_timing_column_truth_row_and_method_order(tmp_path):
     with pytest.raises(ValueError, match="no scores of nope"):
         markdown_rows(out, methods=["nope"])
     assert f"| {TRUTH} |" not in table(out, "md", truth_row=False) and f"| {TRUTH} |" in table(out, "md")
+
+
+def test_a_method_on_fewer_videos_is_flagged(results):
+    import pandas as pd
+
+    from z2h.eval.report import notes
+
+    df = pd.read_csv(results / "metrics.csv")
+    one = df["method"].iloc[0]
+    df = df[(df["method"] != one) | (df["video"] == df["video"].iloc[0])]
+    lines = notes(df, {}, None)
+    total = df["video"].nunique()
+    assert f"{one}: scored on 1 of the {total} videos only; its means are not comparable." in lines
+    assert not any("scored on" in line for line in notes(pd.read_csv(results / "metrics.csv"), {}, None))
