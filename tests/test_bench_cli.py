@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_fixtures import tiny_spec
 
 from z2h.benchmark.png import read_png
 from z2h.cli import main
@@ -14,25 +15,7 @@ from z2h.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 BLENDER_PY = ROOT / ".venv-blender" / "bin" / "python"
 
-SPEC = """
-frames = 2
-resolution = [16, 16]
-[camera]
-location = [0, -5, 2]
-[[objects]]
-name = "hero"
-shape = "cube"
-material = { base_color = [0.8, 0.1, 0.1] }
-[[objects.keys]]
-frame = 0
-[[objects.keys]]
-frame = 1
-location = [0.3, 0, 0]
-[edit]
-object = "hero"
-kind = "color"
-color = [0.1, 0.2, 0.9]
-"""
+SPEC = tiny_spec()
 
 
 def test_bench_is_torch_free():

@@ -13,31 +13,14 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from bench_fixtures import tiny_spec  # noqa: E402
+
 from z2h.io import read_frames  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BLENDER_PY = ROOT / ".venv-blender" / "bin" / "python"
 needs_blender = pytest.mark.skipif(not BLENDER_PY.exists(), reason="no Blender-side env")
 
-SPEC = """
-frames = 2
-resolution = [16, 16]
-[camera]
-location = [0, -5, 2]
-[[objects]]
-name = "hero"
-shape = "cube"
-material = {{ base_color = [0.8, 0.1, 0.1] }}
-[[objects.keys]]
-frame = 0
-[[objects.keys]]
-frame = 1
-location = [{dx}, 0, 0]
-[edit]
-object = "hero"
-kind = "color"
-color = [0.1, 0.2, 0.9]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +64,7 @@ def _png(path: Path) -> np.ndarray:
 def specs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("specs")
     for name, dx in (("left", -0.3), ("right", 0.3)):
-        (folder / f"{name}.toml").write_text(SPEC.format(dx=dx))
+        (folder / f"{name}.toml").write_text(tiny_spec(dx))
     return sorted(folder.glob("*.toml"))
 
 

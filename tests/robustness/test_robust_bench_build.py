@@ -5,31 +5,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from bench_fixtures import tiny_spec
 
 from z2h.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 HAVE_BLENDER = (ROOT / ".venv-blender" / "bin" / "python").exists() or shutil.which("blender")
 
-SPEC = """
-frames = 2
-resolution = [16, 16]
-[camera]
-location = [0, -5, 2]
-[[objects]]
-name = "hero"
-shape = "cube"
-material = { base_color = [0.8, 0.1, 0.1] }
-[[objects.keys]]
-frame = 0
-[[objects.keys]]
-frame = 1
-location = [0.3, 0, 0]
-[edit]
-object = "hero"
-kind = "color"
-color = [0.1, 0.2, 0.9]
-"""
+SPEC = tiny_spec()
 
 
 @pytest.fixture
