@@ -163,10 +163,13 @@ class LocalCluster:
         self._auth: str | None = None
 
     def __enter__(self) -> str:
+        import builtins
         import os
         import socket
         import sys
         import tempfile
+
+        self._print = builtins.print  # ray.init swaps in its tqdm-safe print; __exit__ puts ours back
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -213,6 +216,7 @@ class LocalCluster:
         raise RuntimeError(f"the local Ray cluster at {self.address} did not reach {n} nodes")
 
     def __exit__(self, *exc: Any) -> None:
+        import builtins
         import os
         import shutil
         import signal
@@ -220,6 +224,7 @@ class LocalCluster:
         import ray
 
         ray.shutdown()
+        builtins.print = self._print  # ray.shutdown leaves its print in place for the rest of the process
         for proc in reversed(self.procs):  # worker nodes first, then the head
             proc.terminate()
             try:

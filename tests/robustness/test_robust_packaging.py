@@ -50,7 +50,7 @@ def test_constraints_are_what_this_environment_runs():
 
 def test_setup_installs_with_the_constraints():
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"pip install .*-c constraints-ml\.txt .*\[ml,dev\]", makefile)
+    assert re.search(r"pip install .*-c constraints-ml\.txt .*\[ml,dev(,ray)?\]", makefile)
 
 
 @pytest.fixture(scope="module")
