@@ -49,8 +49,12 @@ def test_numbers_match_within_the_stated_tolerance():
     assert numbers_match(old, old + "\n| extra | 1 | 2 |") == ["row 'extra' is regenerated, not in the docs"]
     # rows that need a binary or weights (EbSynth, RAFT) may be missing on a bare machine
     assert numbers_match(old + "\n| ebsynth | 20.00 | 4 |", old) == []
-    assert numbers_match(old + "\n| ebsynth | 20.00 | 4 |", old + "\n| ebsynth | 21.00 | 4 |") == [
-        "ebsynth: 20.00 in the docs, 21.00 regenerated"]
+    raft = old + "\n| flow-raft-direct | 20.00 | 4 |"
+    assert numbers_match(raft, raft.replace("20.00", "21.00")) == [
+        "flow-raft-direct: 20.00 in the docs, 21.00 regenerated"]
+    # EbSynth's CPU build is not deterministic (OpenMP threads share rand()): its row must be there, its
+    # numbers are not compared
+    assert numbers_match(old + "\n| ebsynth | 20.00 | 4 |", old + "\n| ebsynth | 21.00 | 4 |") == []
 
 
 def test_report_rewrites_the_docs_and_check_catches_drift(results, tmp_path, capsys):
