@@ -39,6 +39,16 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="module")
+def random_vgg_cache(tmp_path_factory):
+    """Random VGG16 weights in a private cache (Z2H_CACHE) for every test of the module that asks for it."""
+    root = tmp_path_factory.mktemp("cache")
+    write_random_vgg_cache(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("Z2H_CACHE", str(root))
+        yield root
+
+
 def pid_gone(pid: int, timeout: float = 5.0) -> bool:
     """True once process ``pid`` has exited (within ``timeout`` seconds)."""
     deadline = time.monotonic() + timeout

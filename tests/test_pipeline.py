@@ -6,7 +6,6 @@ loading path runs without `z2h weights fetch` (the Zero-Stage's colour term stil
 
 import numpy as np
 import pytest
-from conftest import write_random_vgg_cache
 from eval_fixtures import pan_video
 
 from z2h.eval.methods import check_output, get_method
@@ -16,14 +15,7 @@ from z2h.progress import Cancelled, Reporter
 FAST = dict(work_size=64, hero_steps=40, pseudo_pairs=2, time_budget_s=None, threads=1, crop=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def random_vgg(tmp_path_factory):
-    """Random VGG16 weights in a private cache (Z2H_CACHE) for every test of this module."""
-    root = tmp_path_factory.mktemp("cache")
-    write_random_vgg_cache(root)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("Z2H_CACHE", str(root))
-        yield root
+pytestmark = pytest.mark.usefixtures("random_vgg_cache")
 
 
 def masked_psnr(pred, gt, masks, skip):

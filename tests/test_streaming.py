@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from conftest import write_random_vgg_cache
 from eval_fixtures import pan_video
 
 from z2h.frames import ArrayStore, FolderFrames, FolderStore, ResizedFrames, anchor_order
@@ -12,13 +11,7 @@ from z2h.pipeline import EditConfig, edit, run_edit, working_shape
 FAST = dict(work_size=64, hero_steps=30, pseudo_pairs=1, time_budget_s=None, threads=1, crop=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def random_vgg(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    write_random_vgg_cache(root)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("Z2H_CACHE", str(root))
-        yield root
+pytestmark = pytest.mark.usefixtures("random_vgg_cache")
 
 
 def test_anchor_order_visits_every_frame_once_after_its_neighbour_towards_the_anchor():
