@@ -13,6 +13,7 @@ import bpy
 from .spec import Edit, Material, Texture
 
 BASE_COLOR_NODE = "z2h_base_color"
+SURFACE_COORDS_NODE = "z2h_surface_coords"  # rest-shape object coordinates of a deforming mesh
 
 
 def _rgba(c: tuple[float, ...]) -> tuple[float, float, float, float]:
@@ -43,12 +44,17 @@ def texture_socket(tree, tex: Texture, base_color, coords: str = "Object"):
     """Build a procedural pattern in ``tree``; returns its colour output socket.
 
     ``base_color`` (an RGBA value or a colour socket) is the first colour unless ``tex.color1`` is set.
-    ``coords="Object"`` pins the pattern to the object (it moves and deforms with it), which keeps
-    pixel correspondence meaningful; worlds use ``"Generated"`` (the view direction).
+    ``coords="Object"`` pins the pattern to the object (it moves with it), which keeps pixel
+    correspondence meaningful; on a deforming mesh (see :func:`pin_to_rest_shape`) the rest-shape
+    coordinates are used, so it deforms with it too. Worlds use ``"Generated"`` (the view direction).
     """
     c1 = _rgba(tex.color1) if tex.color1 else base_color
     c2 = _rgba(tex.color2)
-    coord = tree.nodes.new("ShaderNodeTexCoord").outputs[coords]
+    pinned = tree.nodes.get(SURFACE_COORDS_NODE)
+    if coords == "Object" and pinned is not None:
+        coord = pinned.outputs["Vector"]
+    else:
+        coord = tree.nodes.new("ShaderNodeTexCoord").outputs[coords]
     if tex.kind == "checker":
         node = tree.nodes.new("ShaderNodeTexChecker")
         if isinstance(c1, bpy.types.NodeSocket):
@@ -81,6 +87,33 @@ def texture_socket(tree, tex: Texture, base_color, coords: str = "Object"):
     out, mix = mix_color(tree, c1, c2)
     tree.links.new(fac, _socket(mix.inputs, "Factor_Float"))
     return out
+
+
+def pin_to_rest_shape(mat, mesh) -> None:
+    """Make the patterns of ``mat`` stick to ``mesh``'s surface when modifiers deform it.
+
+    "Object" texture coordinates are the DEFORMED positions, so a pattern swims across a waving or
+    twisting surface and the renderer's motion vectors (the benchmark's true flow) stop describing the
+    video. "Generated" coordinates are the rest shape's, scaled to the texture space; with the texture
+    space set to the rest shape's bounds, a Mapping node turns them back into rest-shape object
+    coordinates: the same pattern as before on the undeformed mesh, carried along by the deformation.
+    """
+    axes = [[v.co[i] for v in mesh.vertices] for i in range(3)]
+    size = [max((max(a) - min(a)) / 2, 0.5) for a in axes]  # a flat axis still needs a non-zero size
+    centre = [(max(a) + min(a)) / 2 for a in axes]
+    mesh.use_auto_texspace = False
+    mesh.texspace_location, mesh.texspace_size = centre, size
+    tree = mat.node_tree
+    mapping = tree.nodes.new("ShaderNodeMapping")
+    mapping.name, mapping.vector_type = SURFACE_COORDS_NODE, "POINT"
+    # generated g in 0..1 over [centre - size, centre + size]: object = g * 2 size + (centre - size)
+    mapping.inputs["Scale"].default_value = [2 * s for s in size]
+    mapping.inputs["Location"].default_value = [c - s for c, s in zip(centre, size, strict=True)]
+    tree.links.new(tree.nodes.new("ShaderNodeTexCoord").outputs["Generated"], mapping.inputs["Vector"])
+    # patterns built before: onto the rest-shape coordinates (a new link to an input replaces the old one)
+    for to_socket in [k.to_socket for k in tree.links
+                      if k.from_node.type == "TEX_COORD" and k.from_socket.name == "Object"]:
+        tree.links.new(mapping.outputs["Vector"], to_socket)
 
 
 def principled_nodes(mat) -> list:

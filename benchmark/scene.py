@@ -7,7 +7,7 @@ import math
 import bpy
 import numpy as np
 
-from .materials import make_material, world_nodes
+from .materials import make_material, pin_to_rest_shape, world_nodes
 from .spec import Object, Spec
 
 
@@ -135,6 +135,7 @@ def _add_object(scene, o: Object, frames: int):
     obj.rotation_euler = [math.radians(a) for a in o.rotation]
     _insert_keys(obj, o.keys, o.location, o.rotation, o.scale)
     if o.deform is not None:
+        pin_to_rest_shape(mesh.materials[0], mesh)
         sub = obj.modifiers.new("Subdivide", "SUBSURF")
         sub.subdivision_type, sub.levels, sub.render_levels = "SIMPLE", 3, 3
         if o.deform.kind == "wave":
