@@ -152,3 +152,50 @@ def test_paper_preset_turns_every_addition_off():
     assert EditConfig.from_options().fusion.enabled
     with pytest.raises(ValueError, match="unknown preset"):
         EditConfig.from_options(preset="fast")
+
+
+def test_gate_follows_a_thin_part_the_track_lost_but_not_a_separate_look_alike():
+    """The end of a turning helix comes into view far from the tracked label: the gate follows the
+    clearly recoloured pixels connected to the label; a separate look-alike stays out."""
+    from z2h.flow_fusion import Fuser
+
+    frame = np.full((SIZE, SIZE, 3), 120, np.uint8)
+    frame[10:13, 10:90] = (200, 40, 30)  # a thin bar, 3 px x 80 px
+    frame[40:60, 40:60] = (200, 40, 30)  # a separate look-alike
+    looked_up = frame.astype(np.float32)
+    looked_up[(frame == (200, 40, 30)).all(-1)] = (40, 90, 200)  # the lookup recolours both
+    label = np.zeros((SIZE, SIZE), np.float32)
+    label[10:13, 10:20] = 1  # the track kept only one end of the bar
+    fuser = Fuser(0, frame, frame, FusionConfig())
+    gate = fuser.gate(label, looked_up, frame.astype(np.float32))
+    assert (gate[11, 10:80] > 0.5).all()  # 60 px along the bar, beyond the 16-px near zone
+    assert gate[45:55, 45:55].max() == 0
+
+
+def test_temporal_smoothing_steadies_a_noisy_restorer_on_a_still_video():
+    """Still video, so the flow is zero and consistent everywhere: a restorer whose frames carry
+    independent noise (sigma) becomes the recursive average s_t = a s_(t-1) + (1 - a) r_t. With a = 0.5
+    and a clean anchor, frame-to-frame differences shrink from sigma sqrt(2) to sigma sqrt(1/3) in the
+    long run: a ratio of sqrt(1/6) = 0.41."""
+    rng = np.random.default_rng(0)
+    n = 24
+    frame = _texture(rng, SIZE, SIZE, (120, 110, 100)).astype(np.uint8)
+    frames = np.repeat(frame[None], n, 0)
+    reference = np.clip(frame.astype(int) + 30, 0, 255).astype(np.uint8)
+    noisy = reference[None] + rng.normal(0, 8, (n, SIZE, SIZE, 3))
+    restored = np.clip(noisy, 0, 255).round().astype(np.uint8)
+    restored[0] = reference
+    steady = FusionConfig(track=False, colour=False, flow=False, temporal=0.5)
+    out, _ = fuse(frames, 0, reference, restored, restored, steady)
+
+    def jitter(video):
+        return float(np.diff(video[8:].astype(float), axis=0).std())
+
+    ratio = jitter(out) / jitter(restored)
+    assert 0.33 < ratio < 0.5, ratio
+    assert abs(out[8:].astype(float).mean() - reference.mean()) < 1  # steadier, not biased
+    plain, _ = fuse(frames, 0, reference, restored, restored, FusionConfig(track=False, colour=False,
+                                                                           flow=False, temporal=0.0))
+    assert np.array_equal(plain, restored)  # every addition off: the restorer's frames as they were
+    with pytest.raises(ValueError, match="temporal"):
+        FusionConfig(temporal=1.0)

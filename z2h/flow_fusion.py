@@ -8,13 +8,16 @@ Three sources of the edited colour for pixel p of frame t:
 2. ``flow``: the anchor's colour change (linear-RGB gain) at p's anchor position, carried along flow
    chains that passed every forward-backward check and whose original colours still agree
    (photometric check). Exact for small motion and for texture on surface seen in the anchor.
-3. ``restored``: the Hero-Stage output (correspondence + learned restoration): everything else.
+3. ``restored``: the Hero-Stage output (correspondence + learned restoration): everything else. It is
+   made temporally steadier first: where the flow to the previous frame (towards the anchor) is
+   consistent, it is blended with that frame's (already steadied) restorer output carried along the flow,
+   so the restorer's frame-to-frame noise does not flicker and frames near the anchor guide later ones.
 
     y = w_colour·colour + (1 - w_colour)·(w_flow·flow + (1 - w_flow)·restored)
-    out = original + label·(y - original)
+    out = original + gate·(y - original)
 
-``label`` is the tracked edit region (z2h/tracking.py), so a look-alike that was not edited keeps its
-original pixels exactly.
+``gate`` is the tracked edit region (z2h/tracking.py) grown over the object it belongs to, so a look-alike
+that was not edited keeps its original pixels exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from z2h.progress import ProgressFn, no_progress
 GAIN_EPS = 0.01  # as in the offline Zero-Stage's ratio transfer
 GATE_GROWTH = 3  # px the gate extends beyond the tracked label (its edge is soft and may lag)
 CHANGED_LEVELS = 6  # a pixel the colour lookup changes by more than this (0..255) "looks edited"
+GROW_LEVELS = 12  # ... and by more than this: clearly edited, the gate follows it further (thin parts)
+GROW_REACH = 64  # px (geodesic, through clearly edited pixels) the gate may follow from the tracked label
 
 
 @dataclass
@@ -41,10 +46,15 @@ class FusionConfig:
     colour_spread: float = 6.0  # lookup residual (0..255 levels) at which its weight falls to 1/e
     photo_tolerance: float = 12.0  # max original-colour difference (0..255) for a flow-carried pixel
     region_margin: int = 8  # px around the edit region whose colours the lookup learns (the gate reaches 2x)
+    temporal: float = 0.5  # weight of the previous frame's restorer output, carried along consistent flow
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.temporal < 1:
+            raise ValueError(f"temporal must be in [0, 1), not {self.temporal}")
 
     @property
     def enabled(self) -> bool:
-        return self.track or self.colour or self.flow
+        return self.track or self.colour or self.flow or self.temporal > 0
 
     def settings(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,7 +92,8 @@ class Fuser:
         self.k_far = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * c.region_margin + 1,) * 2)
         self.k_small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GATE_GROWTH + 1,) * 2)
         self.empty = self.seed.sum() == 0  # the reference equals the anchor: nothing to propagate
-        self.tracker = Tracker(anchor, anchor_frame, self.seed) if (c.track or c.flow) else None
+        self.tracker = Tracker(anchor, anchor_frame, self.seed) if (c.track or c.flow or c.temporal) else None
+        self.steadied: dict[int, np.ndarray] = {}  # restorer output after temporal smoothing, as tracked
         if c.colour:
             weight = cv2.dilate(self.seed.astype(np.uint8), self.k).astype(np.float32) if c.track else None
             self.ct = ColourTransform().fit(anchor_frame, reference, weight)
@@ -107,20 +118,45 @@ class Fuser:
 
         The tracked label marks the pixels the edit CHANGED. The gate is the object around them: the label
         grown by a few pixels, plus the pixels the colour lookup changes that are CONNECTED to the label
-        within twice the margin (parts of the same object the chain lost). A look-alike nearby stays out
-        unless it touches the edited object.
+        within twice the margin (parts of the same object the chain lost), plus the pixels it changes
+        clearly (GROW_LEVELS) along paths of such pixels up to GROW_REACH px from there: a thin part the
+        chain lost, e.g. the end of a turning helix that comes into view, lies far from the label but is
+        connected to it. A look-alike stays out unless it touches the edited object.
         """
         import cv2
 
         near = (label > 0.5).astype(np.uint8)
         grown = cv2.dilate(near, self.k_small)
         if looked_up is not None:
-            changed = (np.abs(looked_up - orig).max(-1) > CHANGED_LEVELS).astype(np.uint8)
-            grown |= changed & cv2.dilate(near, self.k_far)
+            change = np.abs(looked_up - orig).max(-1)
+            grown |= (change > CHANGED_LEVELS).astype(np.uint8) & cv2.dilate(near, self.k_far)
             _, comp = cv2.connectedComponents(grown, connectivity=8)
             keep = np.unique(comp[near > 0])
             grown = np.isin(comp, keep[keep > 0]).astype(np.uint8)
+            allowed = (change > GROW_LEVELS).astype(np.uint8) | grown
+            step = np.ones((3, 3), np.uint8)
+            for _ in range(GROW_REACH):  # geodesic growth, one pixel per step
+                wider = cv2.dilate(grown, step) & allowed
+                if np.array_equal(wider, grown):
+                    break
+                grown = wider
         return cv2.blur(grown.astype(np.float32), (3, 3))
+
+    def steady(self, t: int, restored: np.ndarray, previous: int | None) -> np.ndarray:
+        """The restorer's frame ``t`` blended (weight ``temporal``) with the previous frame's steadied
+        output carried along the flow, where that flow passed the tracker's checks."""
+        from z2h.tracking import remap
+
+        out = restored.astype(np.float32)
+        if previous is not None and self.tracker.last_flow is not None:
+            flow, ok = self.tracker.last_flow
+            carried = remap(self.steadied[previous], self.tracker.grid + flow)
+            a = self.config.temporal
+            out = np.where(ok[..., None], a * carried + (1 - a) * out, out)
+            if previous != self.tracker.anchor:  # only frame t (further out) needed it
+                del self.steadied[previous]
+        self.steadied[t] = out
+        return out
 
     def __call__(
         self, t: int, frame: np.ndarray, restored: np.ndarray, zero: np.ndarray, previous: int | None,
@@ -144,6 +180,8 @@ class Fuser:
             if c.colour:
                 guess = np.maximum(guess, candidates(looked_up[None], frame[None])[0] * w_col[..., 0])
             label, coords, valid = self.tracker.step(t, frame, previous, guess)
+        if c.temporal:
+            y = self.steady(t, y, previous)
         if c.flow:
             photo = np.abs(cv2.blur(orig, (3, 3)) - remap(self.anchor_blur, coords)).max(-1)
             w_flow = (valid & (photo < c.photo_tolerance)).astype(np.float32)[..., None]

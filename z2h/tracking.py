@@ -184,6 +184,9 @@ class Tracker:
         self.states: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {
             anchor: (anchor_frame, seed.astype(np.float32), self.grid.copy(), np.ones((h, w), bool))}
         self.consistent: list[float] = []
+        # the latest step's flow (frame t -> previous) and where it passed both checks: a caller can carry
+        # its own per-frame state along it (the fusion's temporal smoothing)
+        self.last_flow: tuple[np.ndarray, np.ndarray] | None = None
 
     def step(
         self, t: int, frame: np.ndarray, previous: int | None, candidates: np.ndarray | None = None,
@@ -200,6 +203,7 @@ class Tracker:
         f_ts, f_st = dis_flow(frame, prev_frame), dis_flow(prev_frame, frame)
         ok = fb_check(f_ts, f_st) & photo_check(frame, prev_frame, self.grid + f_ts)
         self.consistent.append(float(ok.mean()))
+        self.last_flow = (f_ts, ok)
         state = np.concatenate(
             [prev_lab[..., None], prev_coords, prev_valid[..., None].astype(np.float32)], -1)
         moved = remap(state, self.grid + f_ts)
