@@ -199,3 +199,32 @@ def test_temporal_smoothing_steadies_a_noisy_restorer_on_a_still_video():
     assert np.array_equal(plain, restored)  # every addition off: the restorer's frames as they were
     with pytest.raises(ValueError, match="temporal"):
         FusionConfig(temporal=1.0)
+
+
+def test_a_look_alike_touching_the_edited_object_stays_unchanged():
+    """The edited square slides until it touches its static twin. Connected to the tracked label, the twin
+    would join the gate (the lookup recolours it too); its flow chain leads back to a pixel the user left
+    as it was in the anchor, though, so it is vetoed and keeps its pixels."""
+    rng = np.random.default_rng(1)
+    floor = _texture(rng, SIZE, SIZE, (90, 110, 90))
+    skin = _texture(rng, 24, 24, (40, 90, 200))
+    gain = np.array((200, 40, 30), np.float32) / np.array((40, 90, 200), np.float32)
+    orig, edit, twin = [], [], np.zeros((SIZE, SIZE), bool)
+    twin[40:64, 59:83] = True
+    for t in range(8):
+        o = floor.copy()
+        o[twin] = skin.reshape(-1, 3)
+        e = o.copy()
+        x0 = 14 + 3 * t  # touches the twin (x = 59) at t = 7
+        o[40:64, x0 : x0 + 24] = skin
+        e[40:64, x0 : x0 + 24] = np.clip(skin * gain, 0, 255)
+        orig.append(o)
+        edit.append(e)
+    orig, edit = (np.stack(v).round().astype(np.uint8) for v in (orig, edit))
+    naive = naive_recolour(orig, 0, edit[0])
+    far_side = np.zeros_like(twin)
+    far_side[:, 63:] = True  # the twin beyond the gate's 3-px rim
+    masks = np.repeat((twin & far_side)[None], 8, 0)
+    assert psnr_in(naive, edit, masks) < 20
+    out, _ = fuse(orig, 0, edit[0], naive, naive, FusionConfig())
+    assert psnr_in(out[6:], edit[6:], masks[6:]) >= 40

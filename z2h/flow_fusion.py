@@ -34,6 +34,7 @@ GATE_GROWTH = 3  # px the gate extends beyond the tracked label (its edge is sof
 CHANGED_LEVELS = 6  # a pixel the colour lookup changes by more than this (0..255) "looks edited"
 GROW_LEVELS = 12  # ... and by more than this: clearly edited, the gate follows it further (thin parts)
 GROW_REACH = 64  # px (geodesic, through clearly edited pixels) the gate may follow from the tracked label
+UNEDITED_LEVELS = 4  # the reference differs from the anchor by at most this (0..255): left as it was
 
 
 @dataclass
@@ -76,6 +77,18 @@ def candidates(zero: np.ndarray, frames: np.ndarray, low: float = 6.0, high: flo
     return np.clip((d - low) / (high - low), 0, 1)
 
 
+def lookalikes(anchor_frame: np.ndarray, reference: np.ndarray, looked_up: np.ndarray) -> np.ndarray:
+    """(H, W) float32 in {0, 1}: anchor pixels the colour lookup changes clearly (they look like the edited
+    part) but the user left as they were (the reference equals the anchor there, 2 px from any edit)."""
+    import cv2
+
+    anchor = anchor_frame.astype(np.float32)
+    edited = (np.abs(reference.astype(np.float32) - anchor).max(-1) > UNEDITED_LEVELS).astype(np.uint8)
+    near_edit = cv2.dilate(edited, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    would = np.abs(looked_up.astype(np.float32) - anchor).max(-1) > GROW_LEVELS
+    return (would & ~near_edit).astype(np.float32)
+
+
 class Fuser:
     """Fusion frame by frame (streaming): ``fuser(t, frame, restored, zero, previous) -> frame``, called in
     anchor order (z2h.frames.anchor_order). Bounded memory: the tracker keeps two frames' states."""
@@ -97,6 +110,8 @@ class Fuser:
         if c.colour:
             weight = cv2.dilate(self.seed.astype(np.uint8), self.k).astype(np.float32) if c.track else None
             self.ct = ColourTransform().fit(anchor_frame, reference, weight)
+            if c.track:
+                self.lookalike = lookalikes(anchor_frame, reference, self.ct.apply(anchor_frame))
         if c.flow:
             self.gain = (_lin(reference) + GAIN_EPS) / (_lin(anchor_frame) + GAIN_EPS)
             self.anchor_blur = cv2.blur(anchor_frame.astype(np.float32), (3, 3))
@@ -113,7 +128,10 @@ class Fuser:
             out["flow_weight_mean"] = round(float(np.mean(self.w_flow)), 4)
         return out
 
-    def gate(self, label: np.ndarray, looked_up: np.ndarray | None, orig: np.ndarray) -> np.ndarray:
+    def gate(
+        self, label: np.ndarray, looked_up: np.ndarray | None, orig: np.ndarray,
+        veto: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Where the output may differ from the original frame: (H, W) float32 in 0..1.
 
         The tracked label marks the pixels the edit CHANGED. The gate is the object around them: the label
@@ -121,14 +139,19 @@ class Fuser:
         within twice the margin (parts of the same object the chain lost), plus the pixels it changes
         clearly (GROW_LEVELS) along paths of such pixels up to GROW_REACH px from there: a thin part the
         chain lost, e.g. the end of a turning helix that comes into view, lies far from the label but is
-        connected to it. A look-alike stays out unless it touches the edited object.
+        connected to it. A look-alike stays out unless it touches the edited object; ``veto`` marks pixels
+        known to be a look-alike (their flow chain leads to one in the anchor), which stay out even then.
         """
         import cv2
 
         near = (label > 0.5).astype(np.uint8)
+        if veto is not None:
+            near[veto] = 0
         grown = cv2.dilate(near, self.k_small)
         if looked_up is not None:
             change = np.abs(looked_up - orig).max(-1)
+            if veto is not None:
+                change[veto] = 0  # nothing grows through a known look-alike
             grown |= (change > CHANGED_LEVELS).astype(np.uint8) & cv2.dilate(near, self.k_far)
             _, comp = cv2.connectedComponents(grown, connectivity=8)
             keep = np.unique(comp[near > 0])
@@ -140,6 +163,8 @@ class Fuser:
                 if np.array_equal(wider, grown):
                     break
                 grown = wider
+        if veto is not None:
+            grown[veto] = 0
         return cv2.blur(grown.astype(np.float32), (3, 3))
 
     def steady(self, t: int, restored: np.ndarray, previous: int | None) -> np.ndarray:
@@ -192,7 +217,11 @@ class Fuser:
             y = w_col * looked_up + (1 - w_col) * y
             self.w_colour.append(float(w_col.mean()))
         if c.track:
-            y = orig + self.gate(label, looked_up if c.colour else None, orig)[..., None] * (y - orig)
+            veto = None
+            if c.colour:  # chains that lead to an anchor pixel the user left as it was but the lookup changes
+                veto = valid & (remap(self.lookalike, coords) > 0.5)
+            gate = self.gate(label, looked_up if c.colour else None, orig, veto)
+            y = orig + gate[..., None] * (y - orig)
         return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
 
