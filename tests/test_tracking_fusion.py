@@ -228,3 +228,23 @@ def test_a_look_alike_touching_the_edited_object_stays_unchanged():
     assert psnr_in(naive, edit, masks) < 20
     out, _ = fuse(orig, 0, edit[0], naive, naive, FusionConfig())
     assert psnr_in(out[6:], edit[6:], masks[6:]) >= 40
+
+
+def test_direct_match_to_the_anchor_carries_a_texture_edit_across_a_broken_chain():
+    """The edited square vanishes for one frame (a glitch), so no flow chain reaches the anchor after it.
+    Matching later frames to the anchor directly brings the texture edit back; the chain alone cannot."""
+    orig, _, m_edit, _ = twins_video(frames=6)
+    cells = (np.indices((24, 24)) // 6).sum(0) % 2
+    pattern = np.where(cells[..., None] == 1, (230, 200, 40), (120, 20, 160)).astype(np.uint8)
+    edit = orig.copy()
+    for t in range(len(orig)):
+        ys, xs = np.nonzero(m_edit[t])
+        edit[t][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = pattern
+    glitch = orig.copy()
+    glitch[2][m_edit[2]] = orig[2][~m_edit[2]].mean(0).astype(np.uint8)  # the square hidden in frame 2
+    no_help = glitch.copy()  # a restorer that learnt nothing; the Zero-Stage found where the edit is
+    inner = np.stack([binary_erosion(m, iterations=3) for m in m_edit])[3:]
+    direct, _ = fuse(glitch, 0, edit[0], no_help, edit, FusionConfig(colour=False))
+    chain_only, _ = fuse(glitch, 0, edit[0], no_help, edit, FusionConfig(colour=False, direct=False))
+    assert psnr_in(chain_only[3:], edit[3:], inner, skip=-1) < 15
+    assert psnr_in(direct[3:], edit[3:], inner, skip=-1) > 20

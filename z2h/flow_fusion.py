@@ -8,12 +8,14 @@ Three sources of the edited colour for pixel p of frame t:
 2. ``flow``: the anchor's colour change (linear-RGB gain) at p's anchor position, carried along flow
    chains that passed every forward-backward check and whose original colours still agree
    (photometric check). Exact for small motion and for texture on surface seen in the anchor.
-3. ``restored``: the Hero-Stage output (correspondence + learned restoration): everything else. It is
-   made temporally steadier first: where the flow to the previous frame (towards the anchor) is
-   consistent, it is blended with that frame's (already steadied) restorer output carried along the flow,
-   so the restorer's frame-to-frame noise does not flicker and frames near the anchor guide later ones.
+   Where the chain broke, a direct flow to the anchor is used if the colours at its end agree.
+3. ``restored``: the Hero-Stage output (correspondence + learned restoration): everything else.
 
-    y = w_colour·colour + (1 - w_colour)·(w_flow·flow + (1 - w_flow)·restored)
+The mix of 2 and 3 is made temporally steadier: where the flow to the previous frame (towards the anchor)
+is consistent, it is blended with that frame's (already steadied) mix carried along the flow, so the
+restorer's frame-to-frame noise does not flicker and frames near the anchor guide later ones.
+
+    y = w_colour·colour + (1 - w_colour)·steady(w_flow·flow + (1 - w_flow)·restored)
     out = original + gate·(y - original)
 
 ``gate`` is the tracked edit region (z2h/tracking.py) grown over the object it belongs to, so a look-alike
@@ -34,6 +36,7 @@ GATE_GROWTH = 3  # px the gate extends beyond the tracked label (its edge is sof
 CHANGED_LEVELS = 6  # a pixel the colour lookup changes by more than this (0..255) "looks edited"
 GROW_LEVELS = 12  # ... and by more than this: clearly edited, the gate follows it further (thin parts)
 GROW_REACH = 64  # px (geodesic, through clearly edited pixels) the gate may follow from the tracked label
+DIRECT_RADIUS = 12.0  # px: a direct match to the anchor must land this close to where the broken chain points
 UNEDITED_LEVELS = 4  # the reference differs from the anchor by at most this (0..255): left as it was
 
 
@@ -47,7 +50,8 @@ class FusionConfig:
     colour_spread: float = 6.0  # lookup residual (0..255 levels) at which its weight falls to 1/e
     photo_tolerance: float = 12.0  # max original-colour difference (0..255) for a flow-carried pixel
     region_margin: int = 8  # px around the edit region whose colours the lookup learns (the gate reaches 2x)
-    temporal: float = 0.5  # weight of the previous frame's restorer output, carried along consistent flow
+    temporal: float = 0.5  # weight of the previous frame's output (flow + restorer) carried along the flow
+    direct: bool = True  # where the flow chain broke, match the frame to the anchor directly (photo-checked)
 
     def __post_init__(self) -> None:
         if not 0 <= self.temporal < 1:
@@ -167,9 +171,29 @@ class Fuser:
             grown[veto] = 0
         return cv2.blur(grown.astype(np.float32), (3, 3))
 
+    def match_anchor(
+        self, frame: np.ndarray, coords: np.ndarray, valid: np.ndarray, edited: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Anchor positions where the flow chain broke inside the tracked label (``edited``), from a direct
+        match of ``frame`` to the anchor's edit region.
+
+        Chained flow drifts and breaks on a waving or turning texture, although the anchor still shows
+        that surface. A direct DIS flow to the anchor is taken where the colours at its end agree
+        (no forward-backward check: one flow per frame; the fusion's photometric test follows). The
+        tracker's own chain, which decides identity, is left alone: a direct match cannot tell twins apart.
+        """
+        from z2h.tracking import dis_flow, photo_check, remap
+
+        anchor_frame = self.tracker.anchor_frame
+        matched = self.tracker.grid + dis_flow(frame, anchor_frame)
+        on_edit = remap(self.seed, matched) > 0.5  # a match elsewhere is a look-alike, not the edited surface
+        near_chain = np.linalg.norm(matched - coords, axis=-1) < DIRECT_RADIUS
+        use = edited & ~valid & on_edit & near_chain & photo_check(frame, anchor_frame, matched)
+        return np.where(use[..., None], matched, coords).astype(np.float32), valid | use
+
     def steady(self, t: int, restored: np.ndarray, previous: int | None) -> np.ndarray:
-        """The restorer's frame ``t`` blended (weight ``temporal``) with the previous frame's steadied
-        output carried along the flow, where that flow passed the tracker's checks."""
+        """The frame ``t`` so far (restorer and flow) blended (weight ``temporal``) with the previous frame's
+        steadied output carried along the flow, where that flow passed the tracker's checks."""
         from z2h.tracking import remap
 
         out = restored.astype(np.float32)
@@ -205,21 +229,24 @@ class Fuser:
             if c.colour:
                 guess = np.maximum(guess, candidates(looked_up[None], frame[None])[0] * w_col[..., 0])
             label, coords, valid = self.tracker.step(t, frame, previous, guess)
-        if c.temporal:
-            y = self.steady(t, y, previous)
+            chain_coords, chain_valid = coords, valid  # identity (the veto) trusts the chain only
         if c.flow:
+            if c.direct and previous is not None:
+                coords, valid = self.match_anchor(frame, coords, valid, label > 0.5)
             photo = np.abs(cv2.blur(orig, (3, 3)) - remap(self.anchor_blur, coords)).max(-1)
             w_flow = (valid & (photo < c.photo_tolerance)).astype(np.float32)[..., None]
             carried = _srgb((_lin(frame) + GAIN_EPS) * remap(self.gain, coords) - GAIN_EPS)
             y = w_flow * carried + (1 - w_flow) * y
             self.w_flow.append(float(w_flow.mean()))
+        if c.temporal:
+            y = self.steady(t, y, previous)
         if c.colour:
             y = w_col * looked_up + (1 - w_col) * y
             self.w_colour.append(float(w_col.mean()))
         if c.track:
             veto = None
             if c.colour:  # chains that lead to an anchor pixel the user left as it was but the lookup changes
-                veto = valid & (remap(self.lookalike, coords) > 0.5)
+                veto = chain_valid & (remap(self.lookalike, chain_coords) > 0.5)
             gate = self.gate(label, looked_up if c.colour else None, orig, veto)
             y = orig + gate[..., None] * (y - orig)
         return np.clip(np.rint(y), 0, 255).astype(np.uint8)
