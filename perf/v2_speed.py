@@ -1,8 +1,8 @@
 """z2h v2 against the release before it: seconds per video and masked PSNR, side by side in one run.
 
 The reference side is the release's pipeline (Zero-Stage + Hero-Stage with pseudo pairs, no fusion:
-``track=colour=flow=False``); our side is the default (v2: the same stages plus tracking, colour lookup
-and flow fusion). Both run in this process on the same T-frame synthetic video (perf/edit_speed.py's
+every FusionConfig addition off); our side is the default (v2: the same stages plus tracking, colour
+lookup, flow fusion, direct anchor matches and temporal smoothing). Both run in this process on the same T-frame synthetic video (perf/edit_speed.py's
 moving, turning textured disc with an exact ground truth), each warmed up once, then ``--repeats`` timed
 runs interleaved. Prints seconds per video median (min–max), the ratio v2 / release, and masked PSNR.
 
@@ -33,7 +33,8 @@ def main() -> None:
     from z2h.pipeline import EditConfig, edit
 
     orig, edited, masks = synthetic_video(args.frames, args.size)
-    release = EditConfig.from_options(track=False, colour=False, flow=False, **options)
+    off = {"track": False, "colour": False, "flow": False, "temporal": 0.0, "direct": False}
+    release = EditConfig.from_options(**off, **options)
     configs = {"release (no fusion)": release, "v2 (default)": EditConfig.from_options(**options)}
     outputs: dict[str, object] = {}
 
