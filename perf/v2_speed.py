@@ -2,9 +2,10 @@
 
 The reference side is the release's pipeline (Zero-Stage + Hero-Stage with pseudo pairs, no fusion:
 every FusionConfig addition off); our side is the default (v2: the same stages plus tracking, colour
-lookup, flow fusion, direct anchor matches and temporal smoothing). Both run in this process on the same T-frame synthetic video (perf/edit_speed.py's
-moving, turning textured disc with an exact ground truth), each warmed up once, then ``--repeats`` timed
-runs interleaved. Prints seconds per video median (min–max), the ratio v2 / release, and masked PSNR.
+lookup, flow fusion, direct anchor matches and temporal smoothing). Both run in this process on the same
+T-frame synthetic video (perf/edit_speed.py's moving, turning textured disc with an exact ground truth),
+each warmed up once, then ``--repeats`` timed runs interleaved. Prints seconds per video median
+(min–max), the ratio v2 / release, and masked PSNR.
 
     .venv/bin/python perf/v2_speed.py [--frames 24] [--size 256] [--repeats 1] [--md out.md]
 """
