@@ -248,3 +248,18 @@ def test_direct_match_to_the_anchor_carries_a_texture_edit_across_a_broken_chain
     chain_only, _ = fuse(glitch, 0, edit[0], no_help, edit, FusionConfig(colour=False, direct=False))
     assert psnr_in(chain_only[3:], edit[3:], inner, skip=-1) < 15
     assert psnr_in(direct[3:], edit[3:], inner, skip=-1) > 20
+
+
+def test_gate_has_no_holes():
+    """A recoloured ring whose centre the edit left as it was (e.g. a white checker square): the gate
+    covers the centre too, so its anti-aliased edge is not cut off."""
+    from z2h.flow_fusion import Fuser
+
+    frame = np.full((SIZE, SIZE, 3), 120, np.uint8)
+    label = np.zeros((SIZE, SIZE), np.float32)
+    label[20:70, 20:70] = 1
+    label[35:55, 35:55] = 0  # the unchanged centre, 20 px wide
+    fuser = Fuser(0, frame, frame, FusionConfig())
+    gate = fuser.gate(label, frame.astype(np.float32), frame.astype(np.float32))
+    assert (gate[30:60, 30:60] == 1).all()
+    assert gate[:14].max() == 0 and gate[76:].max() == 0  # and nothing beyond the 3-px growth

@@ -143,10 +143,12 @@ class Fuser:
         within twice the margin (parts of the same object the chain lost), plus the pixels it changes
         clearly (GROW_LEVELS) along paths of such pixels up to GROW_REACH px from there: a thin part the
         chain lost, e.g. the end of a turning helix that comes into view, lies far from the label but is
-        connected to it. A look-alike stays out unless it touches the edited object; ``veto`` marks pixels
-        known to be a look-alike (their flow chain leads to one in the anchor), which stay out even then.
+        connected to it. Holes are filled. A look-alike stays out unless it touches the edited object;
+        ``veto`` marks pixels known to be a look-alike (their flow chain leads to one in the anchor), which
+        stay out even then.
         """
         import cv2
+        from scipy.ndimage import binary_fill_holes
 
         near = (label > 0.5).astype(np.uint8)
         if veto is not None:
@@ -167,6 +169,9 @@ class Fuser:
                 if np.array_equal(wider, grown):
                     break
                 grown = wider
+        # an object has no holes: stripes the edit left as they were (white squares of a recoloured
+        # checker) and their anti-aliased edges belong to it
+        grown = binary_fill_holes(grown).astype(np.uint8)
         if veto is not None:
             grown[veto] = 0
         return cv2.blur(grown.astype(np.float32), (3, 3))
