@@ -76,7 +76,7 @@ BCE_LIST := no-edit colormap colormap-lut flow-dis-direct flow-dis-direct-fb flo
 	flow-dis-chained-fb flow-farneback-direct flow-farneback-direct-fb flow-farneback-chained \
 	flow-farneback-chained-fb z2h-zero z2h
 BCE_LIST += $(shell grep -qs '"z2h-paper"' eval/methods.py && echo z2h-paper)  # the paper's preset, beside z2h
-BCE_EXTRA ?= flow-raft-direct flow-raft-chained ebsynth
+BCE_EXTRA ?= flow-raft-direct flow-raft-chained ebsynth ebsynth-temporal
 empty :=
 comma := ,
 BCE_METHODS = $(subst $(empty) $(empty),$(comma),$(strip $(BCE_LIST) $(BCE_EXTRA)))
