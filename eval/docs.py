@@ -38,7 +38,7 @@ FLOWS = ("flow-dis-chained", "flow-dis-direct", "flow-farneback-chained", "flow-
 EBSYNTHS = ("ebsynth", "ebsynth-edge", "ebsynth-temporal", "ebsynth-chained")
 ROWS = ("no-edit", "colormap", *FLOWS, *EBSYNTHS, "z2h-zero", "z2h-paper", "z2h")
 PIVOT = ("colormap", "flow-dis-direct", "flow-dis-chained", "flow-farneback-chained", "flow-raft-direct",
-         "flow-raft-chained", "ebsynth", "z2h-zero", "z2h-paper", "z2h")
+         "flow-raft-chained", "ebsynth", "ebsynth-temporal", "z2h-zero", "z2h-paper", "z2h")
 
 # Rows that need an external binary or downloaded weights: a machine without them (a bare CI runner) leaves
 # them out of its results, which the check reports but does not count as a difference.
