@@ -168,64 +168,51 @@ class Z2H_OT_export_spec(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class Z2H_OT_run_edit(_FollowRun, bpy.types.Operator):
+class _EditTask(_FollowRun):
+    """An operator that starts one background task of the edit (``jobs.begin_<task>``) and follows it to
+    ``jobs.finish_<task>``; modal from the UI, blocking from scripts."""
+
+    task = ""
+
+    @classmethod
+    def poll(cls, context):
+        return _poll_task(cls, context, need_mesh=False)
+
+    def _start(self, context) -> bool:
+        try:
+            getattr(jobs, f"begin_{self.task}")(context)
+        except jobs.EditError as exc:
+            _show_error(context, str(exc))
+            self.report({"ERROR"}, str(exc))
+            return False
+        return True
+
+    def _finish(self, scene, state):
+        return getattr(jobs, f"finish_{self.task}")(scene, state)
+
+    def invoke(self, context, event):
+        return self._follow(context) if self._start(context) else {"CANCELLED"}
+
+    def execute(self, context):
+        return self._wait(context) if self._start(context) else {"CANCELLED"}
+
+
+class Z2H_OT_run_edit(_EditTask, bpy.types.Operator):
     """Propagate an edit of the current frame through the animation with z2h (renders the inputs and
     runs the backend in the background)"""
 
     bl_idname = "z2h.run_edit"
     bl_label = "Run z2h"
-
-    @classmethod
-    def poll(cls, context):
-        return _poll_task(cls, context, need_mesh=False)
-
-    def _start(self, context) -> bool:
-        try:
-            jobs.begin_edit(context)
-        except jobs.EditError as exc:
-            _show_error(context, str(exc))
-            self.report({"ERROR"}, str(exc))
-            return False
-        return True
-
-    def _finish(self, scene, state):
-        return jobs.finish_edit(scene, state)
-
-    def invoke(self, context, event):
-        return self._follow(context) if self._start(context) else {"CANCELLED"}
-
-    def execute(self, context):
-        return self._wait(context) if self._start(context) else {"CANCELLED"}
+    task = "edit"
 
 
-class Z2H_OT_render_anchor(_FollowRun, bpy.types.Operator):
+class Z2H_OT_render_anchor(_EditTask, bpy.types.Operator):
     """Render the current frame in the background and open it for painting the new look in an Image
     Editor (Blender's texture paint tools)"""
 
     bl_idname = "z2h.render_anchor"
     bl_label = "Render Anchor"
-
-    @classmethod
-    def poll(cls, context):
-        return _poll_task(cls, context, need_mesh=False)
-
-    def _start(self, context) -> bool:
-        try:
-            jobs.begin_anchor(context)
-        except jobs.EditError as exc:
-            _show_error(context, str(exc))
-            self.report({"ERROR"}, str(exc))
-            return False
-        return True
-
-    def _finish(self, scene, state):
-        return jobs.finish_anchor(scene, state)
-
-    def invoke(self, context, event):
-        return self._follow(context) if self._start(context) else {"CANCELLED"}
-
-    def execute(self, context):
-        return self._wait(context) if self._start(context) else {"CANCELLED"}
+    task = "anchor"
 
 
 class Z2H_OT_use_painted(bpy.types.Operator):

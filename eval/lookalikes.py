@@ -10,9 +10,6 @@ that recolours a twin scores low. Frames with fewer than 50 such pixels are skip
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
 CHANGED_LEVELS = 6
@@ -51,26 +48,15 @@ def lookalike_psnr(pred: np.ndarray, gt: np.ndarray, like: np.ndarray, anchor: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    from z2h.eval.data import list_videos, load_video
+    from z2h.eval.data import load_video
+    from z2h.eval.seen_unseen import select
     from z2h.io import read_frames
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("bench")
-    p.add_argument("results")
-    p.add_argument("--methods", help="default: every method folder in RESULTS")
-    p.add_argument("--videos", help="comma-separated (default: videos with --tag)")
-    p.add_argument("--tag", default="distractor")
-    args = p.parse_args(argv)
-    results = Path(args.results)
-    methods = args.methods.split(",") if args.methods else sorted(
-        d.name for d in results.iterdir() if d.is_dir() and not d.name.startswith("."))
-    tagged = [v for v in list_videos(args.bench)
-              if args.tag in load_video(args.bench, v, with_flow=False).meta["tags"]]
-    videos = args.videos.split(",") if args.videos else tagged
+    bench, results, methods, videos = select(argv, __doc__.splitlines()[0], "distractor")
     print("| method | video | look-alike PSNR ↑ |")
     print("|---|---|---|")
     for v in videos:
-        vid = load_video(args.bench, v, with_flow=False)
+        vid = load_video(bench, v, with_flow=False)
         like = lookalike_masks(vid.original, vid.reference, vid.masks, vid.anchor)
         for m in methods:
             folder = results / m / v

@@ -59,27 +59,34 @@ def _psnr(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / max(float((d**2).mean()), 1e-10)))
 
 
-def main(argv: list[str] | None = None) -> int:
+def select(argv: list[str] | None, description: str, tag: str) -> tuple[str, Path, list[str], list[str]]:
+    """The command line of the per-video report scripts: (bench, results folder, methods, videos)."""
     from z2h.eval.data import list_videos, load_video
-    from z2h.io import read_frames
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("bench")
     p.add_argument("results")
     p.add_argument("--methods", help="default: every method folder in RESULTS")
     p.add_argument("--videos", help="comma-separated (default: videos with --tag)")
-    p.add_argument("--tag", default="texture_edit")
+    p.add_argument("--tag", default=tag)
     args = p.parse_args(argv)
     results = Path(args.results)
     methods = args.methods.split(",") if args.methods else sorted(
         d.name for d in results.iterdir() if d.is_dir() and not d.name.startswith("."))
     tagged = [v for v in list_videos(args.bench)
               if args.tag in load_video(args.bench, v, with_flow=False).meta["tags"]]
-    videos = args.videos.split(",") if args.videos else tagged
+    return args.bench, results, methods, args.videos.split(",") if args.videos else tagged
+
+
+def main(argv: list[str] | None = None) -> int:
+    from z2h.eval.data import load_video
+    from z2h.io import read_frames
+
+    bench, results, methods, videos = select(argv, __doc__.splitlines()[0], "texture_edit")
     print("| method | video | seen PSNR-m | unseen PSNR-m | seen share |")
     print("|---|---|---|---|---|")
     for v in videos:
-        vid = load_video(args.bench, v)
+        vid = load_video(bench, v)
         seen = seen_masks(vid.masks, vid.flow.forward, vid.flow.backward, vid.anchor)
         frames = [t for t in range(vid.frames) if t != vid.anchor]
         unseen = vid.masks & ~seen

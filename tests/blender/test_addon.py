@@ -719,7 +719,8 @@ class _ModalStandIn:
         self.reports.append((sorted(kind)[0], message))
 
     def __getattr__(self, name):
-        return getattr(self.cls, name).__get__(self)
+        value = getattr(self.cls, name)
+        return value.__get__(self) if hasattr(value, "__get__") else value  # methods bound, data as is
 
     def modal(self, context, event):
         return self.cls.modal(self, context, event)
