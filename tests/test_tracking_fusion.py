@@ -55,6 +55,17 @@ def psnr_in(pred, gt, masks, skip=0):
     return float(np.mean(vals))
 
 
+def checker_edit(orig, m_edit):
+    """Texture edit: a checker pattern on the edited square, carried with its motion."""
+    cells = (np.indices((24, 24)) // 6).sum(0) % 2
+    pattern = np.where(cells[..., None] == 1, (230, 200, 40), (120, 20, 160)).astype(np.uint8)
+    edit = orig.copy()
+    for t in range(len(orig)):
+        ys, xs = np.nonzero(m_edit[t])
+        edit[t][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = pattern
+    return edit
+
+
 def naive_recolour(orig, anchor, reference):
     """What appearance matching does with twins: every look-alike pixel gets the edit."""
     ct = ColourTransform().fit(orig[anchor], reference, edit_region(orig[anchor], reference))
@@ -127,13 +138,7 @@ def test_colour_lookup_reproduces_a_recolouring_exactly(gain):
 
 def test_flow_fusion_carries_a_texture_edit_the_restorer_missed():
     orig, _, m_edit, _ = twins_video()
-    # texture edit: a checker pattern on the edited square, carried with its motion
-    cells = (np.indices((24, 24)) // 6).sum(0) % 2
-    pattern = np.where(cells[..., None] == 1, (230, 200, 40), (120, 20, 160)).astype(np.uint8)
-    edit = orig.copy()
-    for t in range(len(orig)):
-        ys, xs = np.nonzero(m_edit[t])
-        edit[t][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = pattern
+    edit = checker_edit(orig, m_edit)
     no_help = orig.copy()  # a restorer that learnt nothing
     flow_only = FusionConfig(colour=False)
     out, stats = fuse(orig, 0, edit[0], no_help, no_help, flow_only)
@@ -234,12 +239,7 @@ def test_direct_match_to_the_anchor_carries_a_texture_edit_across_a_broken_chain
     """The edited square vanishes for one frame (a glitch), so no flow chain reaches the anchor after it.
     Matching later frames to the anchor directly brings the texture edit back; the chain alone cannot."""
     orig, _, m_edit, _ = twins_video(frames=6)
-    cells = (np.indices((24, 24)) // 6).sum(0) % 2
-    pattern = np.where(cells[..., None] == 1, (230, 200, 40), (120, 20, 160)).astype(np.uint8)
-    edit = orig.copy()
-    for t in range(len(orig)):
-        ys, xs = np.nonzero(m_edit[t])
-        edit[t][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = pattern
+    edit = checker_edit(orig, m_edit)
     glitch = orig.copy()
     glitch[2][m_edit[2]] = orig[2][~m_edit[2]].mean(0).astype(np.uint8)  # the square hidden in frame 2
     no_help = glitch.copy()  # a restorer that learnt nothing; the Zero-Stage found where the edit is

@@ -110,7 +110,7 @@ class Fuser:
         self.k_small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GATE_GROWTH + 1,) * 2)
         self.empty = self.seed.sum() == 0  # the reference equals the anchor: nothing to propagate
         self.tracker = Tracker(anchor, anchor_frame, self.seed) if (c.track or c.flow or c.temporal) else None
-        self.steadied: dict[int, np.ndarray] = {}  # restorer output after temporal smoothing, as tracked
+        self.steadied: dict[int, np.ndarray] = {}  # the flow + restorer mix after smoothing, as tracked
         if c.colour:
             weight = cv2.dilate(self.seed.astype(np.uint8), self.k).astype(np.float32) if c.track else None
             self.ct = ColourTransform().fit(anchor_frame, reference, weight)
@@ -189,19 +189,22 @@ class Fuser:
         """
         from z2h.tracking import dis_flow, photo_check, remap
 
+        wanted = edited & ~valid
+        if not wanted.any():  # every chain inside the label holds (most recolouring frames): no flow needed
+            return coords, valid
         anchor_frame = self.tracker.anchor_frame
         matched = self.tracker.grid + dis_flow(frame, anchor_frame)
         on_edit = remap(self.seed, matched) > 0.5  # a match elsewhere is a look-alike, not the edited surface
         near_chain = np.linalg.norm(matched - coords, axis=-1) < DIRECT_RADIUS
-        use = edited & ~valid & on_edit & near_chain & photo_check(frame, anchor_frame, matched)
+        use = wanted & on_edit & near_chain & photo_check(frame, anchor_frame, matched)
         return np.where(use[..., None], matched, coords).astype(np.float32), valid | use
 
-    def steady(self, t: int, restored: np.ndarray, previous: int | None) -> np.ndarray:
-        """The frame ``t`` so far (restorer and flow) blended (weight ``temporal``) with the previous frame's
-        steadied output carried along the flow, where that flow passed the tracker's checks."""
+    def steady(self, t: int, mix: np.ndarray, previous: int | None) -> np.ndarray:
+        """Frame ``t``'s ``mix`` so far (restorer and flow) blended (weight ``temporal``) with the previous
+        frame's steadied mix carried along the flow, where that flow passed the tracker's checks."""
         from z2h.tracking import remap
 
-        out = restored.astype(np.float32)
+        out = mix.astype(np.float32)
         if previous is not None and self.tracker.last_flow is not None:
             flow, ok = self.tracker.last_flow
             carried = remap(self.steadied[previous], self.tracker.grid + flow)
