@@ -178,6 +178,17 @@ def test_render_pair_on_a_live_scene_with_shared_material(tmp_path):
     assert bpy.data.objects["A"].material_slots[0].material == mat and mat.users >= 1
 
 
+def render_top_view(spec, out: Path, ortho_scale: float, samples: int) -> Path:
+    """Render ``spec`` (Cycles, with flow) through an orthographic camera looking straight down -z."""
+    scene, name = build_scene(spec, bpy.context.scene)
+    cam = scene.camera
+    cam.constraints.clear()
+    cam.rotation_euler = (0, 0, 0)
+    cam.data.type, cam.data.ortho_scale = "ORTHO", ortho_scale
+    render_pair(scene, name, spec.edit, out, engine="cycles", samples=samples, flow=True)
+    return out
+
+
 def test_flow_matches_known_translation(tmp_path):
     """The vector pass convention: an orthographic view of a cube moving +x, +y."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -199,13 +210,7 @@ def test_flow_matches_known_translation(tmp_path):
         },
         "flowtest",
     )
-    scene, name = build_scene(spec, bpy.context.scene)
-    cam = scene.camera
-    cam.constraints.clear()
-    cam.rotation_euler = (0, 0, 0)
-    cam.data.type, cam.data.ortho_scale = "ORTHO", 8.0
-    out = tmp_path / "f"
-    render_pair(scene, name, spec.edit, out, engine="cycles", samples=1, flow=True)
+    out = render_top_view(spec, tmp_path / "f", ortho_scale=8.0, samples=1)
     with np.load(out / "flow.npz") as z:
         fw, bw = z["forward"].astype(np.float32), z["backward"].astype(np.float32)
     assert fw.shape == bw.shape == (2, 32, 32, 2)
@@ -242,13 +247,7 @@ def test_pattern_sticks_to_a_deforming_surface(tmp_path):
         },
         "wave",
     )
-    scene, name = build_scene(spec, bpy.context.scene)
-    cam = scene.camera
-    cam.constraints.clear()
-    cam.rotation_euler = (0, 0, 0)
-    cam.data.type, cam.data.ortho_scale = "ORTHO", 3.0  # the plane fills the view
-    out = tmp_path / "w"
-    render_pair(scene, name, spec.edit, out, engine="cycles", samples=4, flow=True)
+    out = render_top_view(spec, tmp_path / "w", ortho_scale=3.0, samples=4)  # the plane fills the view
     with np.load(out / "flow.npz") as z:
         assert np.abs(z["forward"]).max() < 0.05  # only z moves: no image motion
     # stripes against near-white: a boundary moving would change the green channel by ~150 levels
