@@ -35,12 +35,22 @@ def _show_error(context, message: str) -> None:
 
 
 class _FollowRun:
-    """A modal operator that follows the task in flight (:func:`jobs.active_job`) from a timer."""
+    """An operator that starts a background task (``_start``) and follows it (:func:`jobs.active_job`) to
+    ``_finish``: modal from the UI, on a timer; blocking from scripts and background mode."""
 
     _timer = None
 
+    def _start(self, context) -> bool:
+        raise NotImplementedError
+
     def _finish(self, scene, state) -> set[str]:
         raise NotImplementedError
+
+    def invoke(self, context, event):
+        return self._follow(context) if self._start(context) else {"CANCELLED"}
+
+    def execute(self, context):
+        return self._wait(context) if self._start(context) else {"CANCELLED"}
 
     def _follow(self, context) -> set[str]:
         wm = context.window_manager
@@ -126,12 +136,6 @@ class Z2H_OT_render_pair(_FollowRun, bpy.types.Operator):
     def _finish(self, scene, state):
         return pair.finish_pair(scene, state)
 
-    def invoke(self, context, event):
-        return self._follow(context) if self._start(context) else {"CANCELLED"}
-
-    def execute(self, context):
-        return self._wait(context) if self._start(context) else {"CANCELLED"}
-
 
 class Z2H_OT_export_spec(bpy.types.Operator):
     """Write the current scene and edit as a benchmark scene spec (TOML) for scenes/"""
@@ -169,8 +173,7 @@ class Z2H_OT_export_spec(bpy.types.Operator):
 
 
 class _EditTask(_FollowRun):
-    """An operator that starts one background task of the edit (``jobs.begin_<task>``) and follows it to
-    ``jobs.finish_<task>``; modal from the UI, blocking from scripts."""
+    """An operator for one background task of the edit: ``jobs.begin_<task>`` to ``jobs.finish_<task>``."""
 
     task = ""
 
@@ -189,12 +192,6 @@ class _EditTask(_FollowRun):
 
     def _finish(self, scene, state):
         return getattr(jobs, f"finish_{self.task}")(scene, state)
-
-    def invoke(self, context, event):
-        return self._follow(context) if self._start(context) else {"CANCELLED"}
-
-    def execute(self, context):
-        return self._wait(context) if self._start(context) else {"CANCELLED"}
 
 
 class Z2H_OT_run_edit(_EditTask, bpy.types.Operator):
@@ -378,12 +375,6 @@ class Z2H_OT_setup_backend(_FollowRun, bpy.types.Operator):
 
     def _finish(self, scene, state):
         return jobs.finish_setup(scene, state)
-
-    def invoke(self, context, event):
-        return self._follow(context) if self._start(context) else {"CANCELLED"}
-
-    def execute(self, context):
-        return self._wait(context) if self._start(context) else {"CANCELLED"}
 
 
 class Z2H_OT_check_backend(bpy.types.Operator):
