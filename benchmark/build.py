@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .manifest import write_manifest
 from .spec import Spec, SpecError, effective_spec, load_spec, spec_to_dict
-from .worker import PREFIX
+from .worker import parse_event
 
 _log = logging.getLogger("z2h.bench")
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -178,13 +178,11 @@ def prepare_output(out: Path, names: list[str], resume: bool, overwrite: bool) -
 def _reader(proc: subprocess.Popen, video: str, log: Path, events: queue.Queue) -> None:
     with open(log, "a") as f:
         for line in proc.stdout:
-            if line.startswith(PREFIX):
-                try:
-                    events.put(json.loads(line[len(PREFIX) :]))
-                    continue
-                except json.JSONDecodeError:
-                    pass
-            f.write(line)
+            event = parse_event(line)
+            if event is None:
+                f.write(line)
+            else:
+                events.put(event)
     proc.wait()
     events.put({"event": "exit", "video": video, "code": proc.returncode})
 

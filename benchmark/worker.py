@@ -32,6 +32,16 @@ def _emit(**event) -> None:
     print(PREFIX + json.dumps(event), flush=True)
 
 
+def parse_event(line: str) -> dict | None:
+    """The event a worker output ``line`` carries (see :func:`_emit`), or None for any other line."""
+    if line.startswith(PREFIX):
+        try:
+            return json.loads(line[len(PREFIX) :])
+        except json.JSONDecodeError:
+            pass
+    return None
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="worker.py")
     p.add_argument("--spec", required=True)

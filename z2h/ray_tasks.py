@@ -12,7 +12,6 @@ Needs the optional extra ``z2h[ray]``; nothing here imports ray until a run asks
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import time
@@ -243,7 +242,7 @@ class LocalCluster:
 def render_video(cmd: list[str], logfile: str) -> dict[str, Any]:
     """Run the Blender-side benchmark worker (benchmark/worker.py) as a subprocess on this node; its
     output goes to ``logfile`` (on the shared --out). Raises when the worker fails, so it is retried."""
-    from z2h.benchmark.worker import PREFIX
+    from z2h.benchmark.worker import parse_event
 
     start = time.perf_counter()
     events: list[dict[str, Any]] = []
@@ -253,13 +252,11 @@ def render_video(cmd: list[str], logfile: str) -> dict[str, Any]:
                                 errors="replace")
         assert proc.stdout is not None
         for line in proc.stdout:
-            if line.startswith(PREFIX):
-                try:
-                    events.append(json.loads(line[len(PREFIX):]))
-                    continue
-                except json.JSONDecodeError:
-                    pass
-            f.write(line)
+            event = parse_event(line)
+            if event is None:
+                f.write(line)
+            else:
+                events.append(event)
         code = proc.wait()
     errors = [e["message"] for e in events if e.get("event") == "error"]
     if code != 0:
