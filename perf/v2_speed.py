@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import replace
 
 from edit_speed import psnr, synthetic_video
 from timing import add_common, markdown, report, samples, setup_line, spread
@@ -34,8 +35,8 @@ def main() -> None:
     from z2h.pipeline import EditConfig, edit
 
     orig, edited, masks = synthetic_video(args.frames, args.size)
-    off = {"track": False, "colour": False, "flow": False, "temporal": 0.0, "direct": False}
-    release = EditConfig.from_options(**off, **options)
+    no_fusion = EditConfig.from_options(preset="paper").fusion  # every v2 addition off
+    release = replace(EditConfig.from_options(**options), fusion=no_fusion)
     configs = {"release (no fusion)": release, "v2 (default)": EditConfig.from_options(**options)}
     outputs: dict[str, object] = {}
 
