@@ -93,19 +93,22 @@ def fit_lut(
     return lut, np.sqrt(var / 3)
 
 
+def lookup(frames: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Trilinear lookup of an (n, n, n) or (n, n, n, C) table for every pixel of uint8 frames (..., 3)."""
+    from scipy.ndimage import map_coordinates
+
+    pos = frames.reshape(-1, 3).T.astype(np.float64) * ((table.shape[0] - 1) / 255.0)
+    channels = table[..., None] if table.ndim == 3 else table
+    out = np.stack([map_coordinates(channels[..., c], pos, order=1, mode="nearest")
+                    for c in range(channels.shape[-1])], -1)
+    return out.reshape(*frames.shape[:-1], *table.shape[3:])
+
+
 def apply_lut(frames: np.ndarray, lut: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
     """Global fit plus the table's interpolated correction, for every pixel; uint8 out."""
-    flat = frames.reshape(-1, 3)
-    idx, wts = corners(flat, lut.shape[0])
-    change = np.einsum("nk,nkc->nc", wts, lut.reshape(-1, 3)[idx])
-    out = np.clip(np.rint(apply_affine(flat, affine) + change), 0, 255)
+    change = lookup(frames, lut).reshape(-1, 3)
+    out = np.clip(np.rint(apply_affine(frames.reshape(-1, 3), affine) + change), 0, 255)
     return out.astype(np.uint8).reshape(frames.shape)
-
-
-def lookup(frames: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Trilinear lookup of a scalar (n, n, n) table for every pixel of uint8 frames (..., 3)."""
-    idx, wts = corners(frames.reshape(-1, 3), table.shape[0])
-    return np.einsum("nk,nk->n", wts, table.reshape(-1)[idx]).reshape(frames.shape[:-1])
 
 
 class ColourTransform:
