@@ -38,6 +38,7 @@ GROW_LEVELS = 12  # ... and by more than this: clearly edited, the gate follows 
 GROW_REACH = 64  # px (geodesic, through clearly edited pixels) the gate may follow from the tracked label
 DIRECT_RADIUS = 12.0  # px: a direct match to the anchor must land this close to where the broken chain points
 UNEDITED_LEVELS = 4  # the reference differs from the anchor by at most this (0..255): left as it was
+LOOKALIKE_MARGIN = 8  # px between the edit and a look-alike: DIS smooths flow over its 8-px patches
 
 
 @dataclass
@@ -83,12 +84,20 @@ def candidates(zero: np.ndarray, frames: np.ndarray, low: float = 6.0, high: flo
 
 def lookalikes(anchor_frame: np.ndarray, reference: np.ndarray, looked_up: np.ndarray) -> np.ndarray:
     """(H, W) float32 in {0, 1}: anchor pixels the colour lookup changes clearly (they look like the edited
-    part) but the user left as they were (the reference equals the anchor there, 2 px from any edit)."""
+    part) but the user left as they were (the reference equals the anchor there, LOOKALIKE_MARGIN px from
+    any edit).
+
+    The margin is for the flow chains that lead here: DIS smooths flow over a patch, so where the edited
+    object and its surroundings move differently (a still object before a moving background of its own
+    colour), the chains of the object's edge pixels can end a few pixels off it. They must not be taken
+    for a look-alike's.
+    """
     import cv2
 
     anchor = anchor_frame.astype(np.float32)
     edited = (np.abs(reference.astype(np.float32) - anchor).max(-1) > UNEDITED_LEVELS).astype(np.uint8)
-    near_edit = cv2.dilate(edited, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    size = 2 * LOOKALIKE_MARGIN + 1
+    near_edit = cv2.dilate(edited, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
     would = np.abs(looked_up.astype(np.float32) - anchor).max(-1) > GROW_LEVELS
     return (would & ~near_edit).astype(np.float32)
 
@@ -109,13 +118,16 @@ class Fuser:
         self.k_far = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * c.region_margin + 1,) * 2)
         self.k_small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GATE_GROWTH + 1,) * 2)
         self.empty = self.seed.sum() == 0  # the reference equals the anchor: nothing to propagate
-        self.tracker = Tracker(anchor, anchor_frame, self.seed) if (c.track or c.flow or c.temporal) else None
         self.steadied: dict[int, np.ndarray] = {}  # the flow + restorer mix after smoothing, as tracked
+        self.lookalike = None
         if c.colour:
             weight = cv2.dilate(self.seed.astype(np.uint8), self.k).astype(np.float32) if c.track else None
             self.ct = ColourTransform().fit(anchor_frame, reference, weight)
             if c.track:
                 self.lookalike = lookalikes(anchor_frame, reference, self.ct.apply(anchor_frame))
+        self.tracker = None
+        if c.track or c.flow or c.temporal:
+            self.tracker = Tracker(anchor, anchor_frame, self.seed, self.lookalike)
         if c.flow:
             self.gain = (_lin(reference) + GAIN_EPS) / (_lin(anchor_frame) + GAIN_EPS)
             self.anchor_blur = cv2.blur(anchor_frame.astype(np.float32), (3, 3))
@@ -172,9 +184,15 @@ class Fuser:
         # an object has no holes: stripes the edit left as they were (white squares of a recoloured
         # checker) and their anti-aliased edges belong to it
         grown = binary_fill_holes(grown).astype(np.uint8)
+        # The soft (anti-aliased) edge lies outside the object, on pixels the lookup leaves about as they
+        # are: every pixel of the object gets the whole edit, a clearly changed pixel outside (a twin) none.
+        outer = cv2.dilate(grown, np.ones((3, 3), np.uint8)).astype(np.float32)
+        gate = np.maximum(grown, cv2.blur(outer, (3, 3)))
+        if looked_up is not None:
+            gate[(change > CHANGED_LEVELS) & (grown == 0)] = 0
         if veto is not None:
-            grown[veto] = 0
-        return cv2.blur(grown.astype(np.float32), (3, 3))
+            gate[veto] = 0
+        return gate
 
     def match_anchor(
         self, frame: np.ndarray, coords: np.ndarray, valid: np.ndarray, edited: np.ndarray,

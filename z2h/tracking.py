@@ -12,7 +12,9 @@ with optical flow (OpenCV DIS) in both directions from the anchor:
   caller's correspondence-based guess (the Zero-Stage's own answer of "this looks like the edited part").
 
 Besides the labels, the track carries each pixel's position in the anchor along chains of consistent
-flow (``coords``/``valid``), for flow-based fusion (z2h/flow_fusion.py).
+flow (``coords``/``valid``), for flow-based fusion (z2h/flow_fusion.py), and, the same way as the labels,
+the anchor's look-alikes (unedited pixels that look like the edit): where the caller gives them, a known
+look-alike is never re-detected as the edited object.
 
 Flow convention: ``flow[y, x] = (dx, dy)`` maps a pixel of the TARGET frame to its position in the
 SOURCE frame (``target(x) ~ source(x + flow(x))``), the direction ``cv2.remap`` needs.
@@ -32,12 +34,19 @@ REDETECT_WIDTH = 5  # px: narrower unexplained regions are edge slivers, not a r
 FILL_SUPPORT = 0.3  # below this fill strength, the label comes from the correspondence candidates
 
 
-def dis_flow(target: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """DIS (preset MEDIUM) flow from ``target`` to ``source`` (uint8 RGB): (H, W, 2) float32."""
+def dis_flow(target: np.ndarray, source: np.ndarray, full_resolution: bool = False) -> np.ndarray:
+    """DIS (preset MEDIUM) flow from ``target`` to ``source`` (uint8 RGB): (H, W, 2) float32.
+
+    MEDIUM's finest scale is half resolution; ``full_resolution`` goes one scale further (about twice the
+    time), for the small residual flows where the last half pixel matters.
+    """
     import cv2
 
     gray = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in (target, source)]
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(gray[0], gray[1], None)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    if full_resolution:
+        dis.setFinestScale(0)
+    return dis.calc(gray[0], gray[1], None)
 
 
 def _grid(h: int, w: int) -> np.ndarray:
@@ -105,19 +114,22 @@ def geodesic_fill(
     labels: np.ndarray, known: np.ndarray, guide: np.ndarray,
     steps: int = FILL_STEPS, sigma: float = FILL_SIGMA,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Spread ``labels`` (H, W) from ``known`` pixels into the others along paths of similar ``guide`` colour.
+    """Spread ``labels`` (H, W) or (H, W, C) from ``known`` pixels into the others along paths of similar
+    ``guide`` colour.
 
-    Works at half resolution. Each step, a pixel takes the label of the neighbour offering the strongest
+    Works at half resolution. Each step, a pixel takes the labels of the neighbour offering the strongest
     support (the neighbour's support times exp(-|Δcolour|²/σ²)). Returns (filled labels, support in 0..1)
-    at full resolution; known pixels keep their label and support 1.
+    at full resolution; known pixels keep their labels and support 1.
     """
     import cv2
 
-    h, w = labels.shape
+    h, w = labels.shape[:2]
+    stacked = labels.reshape(h, w, -1).astype(np.float32)
     small = (max(1, w // 2), max(1, h // 2))
-    lab = cv2.resize(labels * known, small, interpolation=cv2.INTER_AREA)
+    lab = cv2.resize(stacked * known[..., None], small, interpolation=cv2.INTER_AREA)
+    lab = lab.reshape(small[1], small[0], -1)
     sup = cv2.resize(known.astype(np.float32), small, interpolation=cv2.INTER_AREA)
-    lab = np.where(sup > 0, lab / np.maximum(sup, 1e-6), 0).astype(np.float32)
+    lab = np.where(sup[..., None] > 0, lab / np.maximum(sup, 1e-6)[..., None], 0).astype(np.float32)
     sup = (sup > 0.99).astype(np.float32)
     fixed = sup > 0
     img = cv2.resize(guide.astype(np.float32) / 255, small, interpolation=cv2.INTER_AREA)
@@ -128,21 +140,23 @@ def geodesic_fill(
             cand = np.roll(sup, shift, axis) * g
             better = (cand > sup) & ~fixed
             sup = np.where(better, cand, sup)
-            lab = np.where(better, np.roll(lab, shift, axis), lab)
-    lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_LINEAR)
+            lab = np.where(better[..., None], np.roll(lab, shift, axis), lab)
+    lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
     sup = cv2.resize(sup, (w, h), interpolation=cv2.INTER_LINEAR)
     known = known > 0.5
-    return np.where(known, labels, lab), np.where(known, 1.0, sup).astype(np.float32)
+    filled = np.where(known[..., None], stacked, lab).reshape(labels.shape)
+    return filled, np.where(known, 1.0, sup).astype(np.float32)
 
 
 def refine(frame: np.ndarray, anchor_frame: np.ndarray, coords: np.ndarray) -> np.ndarray:
     """Sub-pixel refinement of chained anchor positions against the anchor itself (no drift).
 
     Chained flow accumulates a fraction of a pixel per step. The anchor is warped to ``frame`` by the
-    chained positions, and the small residual flow between the two corrects them.
+    chained positions, and the small residual flow between the two corrects them (at full resolution: the
+    residual is sub-pixel, and on a fine texture half a pixel is the whole error).
     """
     warped = np.clip(remap(anchor_frame.astype(np.float32), coords), 0, 255).astype(np.uint8)
-    residual = dis_flow(frame, warped)
+    residual = dis_flow(frame, warped, full_resolution=True)
     h, w = coords.shape[:2]
     return remap(coords, _grid(h, w) + residual)
 
@@ -177,44 +191,58 @@ class Tracker:
     a later frame still needs (the anchor's and each direction's latest), so memory does not grow with T.
     """
 
-    def __init__(self, anchor: int, anchor_frame: np.ndarray, seed: np.ndarray):
+    def __init__(
+        self, anchor: int, anchor_frame: np.ndarray, seed: np.ndarray, lookalike: np.ndarray | None = None,
+    ):
         h, w = seed.shape
         self.anchor, self.anchor_frame = anchor, anchor_frame
         self.grid = _grid(h, w)
-        self.states: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {
-            anchor: (anchor_frame, seed.astype(np.float32), self.grid.copy(), np.ones((h, w), bool))}
+        like = np.zeros((h, w), np.float32) if lookalike is None else lookalike.astype(np.float32)
+        self.states: dict[int, tuple[np.ndarray, ...]] = {
+            anchor: (anchor_frame, seed.astype(np.float32), self.grid.copy(), np.ones((h, w), bool), like)}
         self.consistent: list[float] = []
         # the latest step's flow (frame t -> previous) and where it passed both checks: a caller can carry
         # its own per-frame state along it (the fusion's temporal smoothing)
         self.last_flow: tuple[np.ndarray, np.ndarray] | None = None
+        self.lookalike = like  # the latest step's tracked look-alikes (H, W) in 0..1
 
     def step(
         self, t: int, frame: np.ndarray, previous: int | None, candidates: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(labels, coords, valid) of frame ``t``, carried from frame ``previous`` (None for the anchor)."""
+        """(labels, coords, valid) of frame ``t``, carried from frame ``previous`` (None for the anchor).
+
+        The look-alikes given to the constructor (unedited pixels that look like the edit) are carried the
+        same way into :attr:`lookalike`. Where the flow is unconfirmed and nothing near explains a pixel, it
+        keeps the look-alike mark its flow brings (a shadow falling on a twin breaks the photometric check,
+        not the twin's identity), and a known look-alike is never re-detected as the edited object.
+        """
         if previous is None:
-            _, lab, coords, valid = self.states[self.anchor]
+            _, lab, coords, valid, self.lookalike = self.states[self.anchor]
             return lab, coords, valid
         if previous not in self.states:
             raise ValueError(f"frame {t}: frame {previous} was not tracked before it (use anchor order)")
-        prev_frame, prev_lab, prev_coords, prev_valid = self.states[previous]
+        prev_frame, prev_lab, prev_coords, prev_valid, prev_like = self.states[previous]
         if previous != self.anchor:  # only frame t (further out) needed it
             del self.states[previous]
         f_ts, f_st = dis_flow(frame, prev_frame), dis_flow(prev_frame, frame)
         ok = fb_check(f_ts, f_st) & photo_check(frame, prev_frame, self.grid + f_ts)
         self.consistent.append(float(ok.mean()))
         self.last_flow = (f_ts, ok)
-        state = np.concatenate(
-            [prev_lab[..., None], prev_coords, prev_valid[..., None].astype(np.float32)], -1)
+        state = np.concatenate([prev_lab[..., None], prev_coords, prev_valid[..., None].astype(np.float32),
+                                prev_like[..., None]], -1)
         moved = remap(state, self.grid + f_ts)
-        lab = moved[..., 0]
         coords = refine(frame, self.anchor_frame, moved[..., 1:3])
         valid = ok & (moved[..., 3] > 0.99)
-        filled, support = geodesic_fill(lab, ok.astype(np.float32), frame)
-        lab = np.where(ok, lab, np.where(support > FILL_SUPPORT, filled, redetect(candidates, ok, support)))
-        # re-sharpen: bilinear sampling softens the label's edge a little every step
-        lab = np.clip(1.5 * (lab - 0.5) + 0.5, 0, 1).astype(np.float32)
-        self.states[t] = (frame, lab, coords, valid)
+        filled, support = geodesic_fill(moved[..., [0, 4]], ok.astype(np.float32), frame)
+        explained = ok | (support > FILL_SUPPORT)
+        like = np.where(explained, filled[..., 1], moved[..., 4])
+        if candidates is not None:
+            candidates = np.where(like > 0.5, 0, candidates)
+        lab = np.where(explained, filled[..., 0], redetect(candidates, ok, support))
+        # re-sharpen: bilinear sampling softens the labels' edges a little every step
+        lab, like = (np.clip(1.5 * (x - 0.5) + 0.5, 0, 1).astype(np.float32) for x in (lab, like))
+        self.states[t] = (frame, lab, coords, valid, like)
+        self.lookalike = like
         return lab, coords, valid
 
 
