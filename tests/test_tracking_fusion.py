@@ -351,3 +351,21 @@ def test_refined_anchor_positions_stay_sub_pixel_on_a_turning_fine_texture():
     err = np.linalg.norm(tr.coords[-1] - truth, axis=-1)[disk]
     assert tr.valid[-1][disk].mean() > 0.9
     assert np.median(err) < 0.18, np.median(err)
+
+
+def test_where_only_the_restorer_speaks_a_wrong_colour_the_lookup_wins():
+    """A noisy reference makes the lookup look unreliable (weight ~0.1), and with flow off no chain backs
+    the restorer, which is 40 levels off. Its disagreement with the lookup far exceeds the lookup's expected
+    error (~11 levels), so inside the tracked object the two are weighed by error: 17 dB -> 33 dB."""
+    orig, edit, m_edit, _ = twins_video(edited_colour=(80, 60, 150))
+    rng = np.random.default_rng(5)
+    reference = edit[0].astype(float)
+    reference[m_edit[0]] += rng.normal(0, 6, (m_edit[0].sum(), 3))
+    reference = np.clip(reference, 0, 255).round().astype(np.uint8)
+    wrong = np.clip(edit.astype(int) + 40, 0, 255).astype(np.uint8)
+    inner = np.stack([binary_erosion(m, iterations=4) for m in m_edit])
+    cfg = dict(flow=False, temporal=0.0, direct=False)
+    plain, _ = fuse(orig, 0, reference, wrong, wrong, FusionConfig(arbitrate=False, **cfg))
+    weighed, _ = fuse(orig, 0, reference, wrong, wrong, FusionConfig(**cfg))
+    assert psnr_in(plain, edit, inner) < 20
+    assert psnr_in(weighed, edit, inner) > 30

@@ -160,13 +160,23 @@ class ColourTransform:
             raise RuntimeError("ColourTransform.fit() first")
         return apply_lut(frames, self.lut, self.affine)
 
-    def reliability(self, frames: np.ndarray, scale: float) -> np.ndarray:
-        """Per pixel in 0..1: exp(-(spread / scale)²) of its colour's node, blended towards the overall
-        spread where the anchor showed few pixels of that colour."""
+    def _seen(self, frames: np.ndarray) -> np.ndarray:
+        """Per pixel in 0..1: how much anchor data its colour's node saw."""
         if self.spread is None or self.count is None:
             raise RuntimeError("ColourTransform.fit() first")
         seen = lookup(frames, self.count)
-        seen = seen / (seen + self.support)
+        return seen / (seen + self.support)
+
+    def reliability(self, frames: np.ndarray, scale: float) -> np.ndarray:
+        """Per pixel in 0..1: exp(-(spread / scale)²) of its colour's node, blended towards the overall
+        spread where the anchor showed few pixels of that colour."""
+        seen = self._seen(frames)
         local = np.exp(-(lookup(frames, self.spread) / scale) ** 2)
         overall = np.exp(-(self.overall / scale) ** 2)
         return (seen * local + (1 - seen) * overall).astype(np.float32)
+
+    def expected_error(self, frames: np.ndarray) -> np.ndarray:
+        """Per pixel, the lookup's expected error (RMS, 0..255 levels): its colour's spread, blended towards
+        the overall spread where the anchor showed few pixels of that colour."""
+        seen = self._seen(frames)
+        return (seen * lookup(frames, self.spread) + (1 - seen) * self.overall).astype(np.float32)

@@ -18,6 +18,11 @@ restorer's frame-to-frame noise does not flicker and frames near the anchor guid
     y = w_colour·colour + (1 - w_colour)·steady(w_flow·flow + (1 - w_flow)·restored)
     out = original + gate·(y - original)
 
+``w_colour`` is the lookup's reliability. Inside the tracked object, where no flow chain backs the mix (it is
+the restorer's alone), it is raised to the inverse-error-variance weight when the restorer disagrees with
+the lookup by more than the lookup's own expected error: the excess is the restorer's error (it confuses
+twins, blurs an object that re-enters the frame), so the two are weighed by what each is expected to miss.
+
 ``gate`` is the tracked edit region (z2h/tracking.py) grown over the object it belongs to, so a look-alike
 that was not edited keeps its original pixels exactly.
 """
@@ -37,6 +42,7 @@ CHANGED_LEVELS = 6  # a pixel the colour lookup changes by more than this (0..25
 GROW_LEVELS = 12  # ... and by more than this: clearly edited, the gate follows it further (thin parts)
 GROW_REACH = 64  # px (geodesic, through clearly edited pixels) the gate may follow from the tracked label
 DIRECT_RADIUS = 12.0  # px: a direct match to the anchor must land this close to where the broken chain points
+QUANTISATION = 1.0  # levels²: the least squared error any source has (8-bit rounding, render noise)
 UNEDITED_LEVELS = 4  # the reference differs from the anchor by at most this (0..255): left as it was
 LOOKALIKE_MARGIN = 8  # px between the edit and a look-alike: DIS smooths flow over its 8-px patches
 
@@ -53,6 +59,7 @@ class FusionConfig:
     region_margin: int = 8  # px around the edit region whose colours the lookup learns (the gate reaches 2x)
     temporal: float = 0.5  # weight of the previous frame's output (flow + restorer) carried along the flow
     direct: bool = True  # where the flow chain broke, match the frame to the anchor directly (photo-checked)
+    arbitrate: bool = True  # inside the track, where the restorer is alone: weigh it and the lookup by error
 
     def __post_init__(self) -> None:
         if not 0 <= self.temporal < 1:
@@ -217,6 +224,19 @@ class Fuser:
         use = wanted & on_edit & near_chain & photo_check(frame, anchor_frame, matched)
         return np.where(use[..., None], matched, coords).astype(np.float32), valid | use
 
+    def arbitrate(
+        self, frame: np.ndarray, looked_up: np.ndarray, mix: np.ndarray, w_col: np.ndarray, alone: np.ndarray,
+    ) -> np.ndarray:
+        """The lookup's weight (H, W, 1): ``w_col``, raised where the restorer speaks ``alone`` (H, W) to
+        e_r² / (e_r² + e_l²), e_l the lookup's expected error at that colour and e_r² what the local (5x5)
+        mean squared difference between ``mix`` and the lookup leaves unexplained by it."""
+        import cv2
+
+        e_l2 = self.ct.expected_error(frame) ** 2 + QUANTISATION
+        d2 = cv2.blur(((mix - looked_up) ** 2).mean(-1), (5, 5))
+        e_r2 = np.maximum(d2 - e_l2, 0)
+        return np.maximum(w_col, (alone * e_r2 / (e_r2 + e_l2))[..., None])
+
     def steady(self, t: int, mix: np.ndarray, previous: int | None) -> np.ndarray:
         """Frame ``t``'s ``mix`` so far (restorer and flow) blended (weight ``temporal``) with the previous
         frame's steadied mix carried along the flow, where that flow passed the tracker's checks."""
@@ -256,6 +276,7 @@ class Fuser:
                 guess = np.maximum(guess, candidates(looked_up[None], frame[None])[0] * w_col[..., 0])
             label, coords, valid = self.tracker.step(t, frame, previous, guess)
             chain_coords, chain_valid = coords, valid  # identity (the veto) trusts the chain only
+        w_flow = np.zeros(frame.shape[:2] + (1,), np.float32)
         if c.flow:
             if c.direct and previous is not None:
                 coords, valid = self.match_anchor(frame, coords, valid, label > 0.5)
@@ -267,6 +288,8 @@ class Fuser:
         if c.temporal:
             y = self.steady(t, y, previous)
         if c.colour:
+            if c.arbitrate and self.tracker is not None:
+                w_col = self.arbitrate(frame, looked_up, y, w_col, (label > 0.5) & (w_flow[..., 0] == 0))
             y = w_col * looked_up + (1 - w_col) * y
             self.w_colour.append(float(w_col.mean()))
         if c.track:

@@ -75,7 +75,8 @@ class EditConfig:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; presets are {', '.join(PRESETS)}")
         if preset == "paper":
-            off = {"track": False, "colour": False, "flow": False, "temporal": 0.0, "direct": False}
+            off = {"track": False, "colour": False, "flow": False, "temporal": 0.0, "direct": False,
+                   "arbitrate": False}
             options = {"k": 1, "pseudo_pairs": 0, **off, **options}
         zero_names = {f.name for f in fields(ZeroStageConfig)}
         hero_names = {f.name for f in fields(HeroConfig)}
