@@ -160,23 +160,19 @@ class ColourTransform:
             raise RuntimeError("ColourTransform.fit() first")
         return apply_lut(frames, self.lut, self.affine)
 
-    def _seen(self, frames: np.ndarray) -> np.ndarray:
-        """Per pixel in 0..1: how much anchor data its colour's node saw."""
+    def assess(self, frames: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per pixel: the lookup's reliability in 0..1, exp(-(spread / scale)²) of its colour's node, and its
+        expected error (RMS, 0..255 levels), that spread; both blended towards the overall spread where the
+        anchor showed few pixels of that colour."""
         if self.spread is None or self.count is None:
             raise RuntimeError("ColourTransform.fit() first")
         seen = lookup(frames, self.count)
-        return seen / (seen + self.support)
+        seen = seen / (seen + self.support)
+        spread = lookup(frames, self.spread)
+        reliable = seen * np.exp(-(spread / scale) ** 2) + (1 - seen) * np.exp(-(self.overall / scale) ** 2)
+        error = seen * spread + (1 - seen) * self.overall
+        return reliable.astype(np.float32), error.astype(np.float32)
 
     def reliability(self, frames: np.ndarray, scale: float) -> np.ndarray:
-        """Per pixel in 0..1: exp(-(spread / scale)²) of its colour's node, blended towards the overall
-        spread where the anchor showed few pixels of that colour."""
-        seen = self._seen(frames)
-        local = np.exp(-(lookup(frames, self.spread) / scale) ** 2)
-        overall = np.exp(-(self.overall / scale) ** 2)
-        return (seen * local + (1 - seen) * overall).astype(np.float32)
-
-    def expected_error(self, frames: np.ndarray) -> np.ndarray:
-        """Per pixel, the lookup's expected error (RMS, 0..255 levels): its colour's spread, blended towards
-        the overall spread where the anchor showed few pixels of that colour."""
-        seen = self._seen(frames)
-        return (seen * lookup(frames, self.spread) + (1 - seen) * self.overall).astype(np.float32)
+        """Per pixel in 0..1: is "this colour becomes that colour" the right model here (:meth:`assess`)."""
+        return self.assess(frames, scale)[0]

@@ -224,15 +224,16 @@ class Fuser:
         use = wanted & on_edit & near_chain & photo_check(frame, anchor_frame, matched)
         return np.where(use[..., None], matched, coords).astype(np.float32), valid | use
 
+    @staticmethod
     def arbitrate(
-        self, frame: np.ndarray, looked_up: np.ndarray, mix: np.ndarray, w_col: np.ndarray, alone: np.ndarray,
+        looked_up: np.ndarray, mix: np.ndarray, w_col: np.ndarray, e_l: np.ndarray, alone: np.ndarray,
     ) -> np.ndarray:
         """The lookup's weight (H, W, 1): ``w_col``, raised where the restorer speaks ``alone`` (H, W) to
-        e_r² / (e_r² + e_l²), e_l the lookup's expected error at that colour and e_r² what the local (5x5)
+        e_r² / (e_r² + e_l²), ``e_l`` the lookup's expected error at that colour and e_r² what the local (5x5)
         mean squared difference between ``mix`` and the lookup leaves unexplained by it."""
         import cv2
 
-        e_l2 = self.ct.expected_error(frame) ** 2 + QUANTISATION
+        e_l2 = e_l**2 + QUANTISATION
         d2 = cv2.blur(((mix - looked_up) ** 2).mean(-1), (5, 5))
         e_r2 = np.maximum(d2 - e_l2, 0)
         return np.maximum(w_col, (alone * e_r2 / (e_r2 + e_l2))[..., None])
@@ -266,7 +267,8 @@ class Fuser:
         orig = frame.astype(np.float32)
         y = restored.astype(np.float32)
         if c.colour:
-            w_col = self.ct.reliability(frame, c.colour_spread)[..., None]
+            w_col, e_col = self.ct.assess(frame, c.colour_spread)
+            w_col = w_col[..., None]
             looked_up = self.ct.apply(frame).astype(np.float32)
         if self.tracker is not None:
             # Re-detection where the chain breaks: what the Zero-Stage's correspondence changed, and what
@@ -289,7 +291,7 @@ class Fuser:
             y = self.steady(t, y, previous)
         if c.colour:
             if c.arbitrate and self.tracker is not None:
-                w_col = self.arbitrate(frame, looked_up, y, w_col, (label > 0.5) & (w_flow[..., 0] == 0))
+                w_col = self.arbitrate(looked_up, y, w_col, e_col, (label > 0.5) & (w_flow[..., 0] == 0))
             y = w_col * looked_up + (1 - w_col) * y
             self.w_colour.append(float(w_col.mean()))
         if c.track:

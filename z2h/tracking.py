@@ -133,10 +133,11 @@ def geodesic_fill(
     sup = (sup > 0.99).astype(np.float32)
     fixed = sup > 0
     img = cv2.resize(guide.astype(np.float32) / 255, small, interpolation=cv2.INTER_AREA)
+    shifts = ((0, 1), (0, -1), (1, 1), (1, -1))  # (axis, shift): from the neighbour above, below, left, right
+    gains = [np.exp(-np.sum((img - np.roll(img, shift, axis)) ** 2, -1) / sigma**2) * FILL_DECAY
+             for axis, shift in shifts]
     for _ in range(steps):
-        for axis, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
-            nb_img = np.roll(img, shift, axis)
-            g = np.exp(-np.sum((img - nb_img) ** 2, -1) / sigma**2) * FILL_DECAY
+        for (axis, shift), g in zip(shifts, gains, strict=True):
             cand = np.roll(sup, shift, axis) * g
             better = (cand > sup) & ~fixed
             sup = np.where(better, cand, sup)
