@@ -17,7 +17,7 @@ import numpy as np
 from z2h.hero_stage import HeroConfig, ZeroFn
 from z2h.hero_stage.pseudo_pairs import warped_pairs
 from z2h.progress import ProgressFn, no_progress
-from z2h.threads import torch_threads
+from z2h.threads import torch_seeded, torch_threads
 
 
 def _to_tensor(images: np.ndarray):
@@ -76,6 +76,15 @@ class OfflineHeroStage:
             triplets = self.training_triplets(zero_anchor, orig_anchor, reference, zero_stage, pairs_progress)
         return self.fit_triplets(*triplets, progress=progress)
 
+    def new_model(self):
+        """A restorer with the configured shape and its initial weights drawn from the seed."""
+        from z2h.models.restorer import Restorer, RestorerConfig
+
+        cfg = self.config
+        with torch_seeded(cfg.seed):
+            return Restorer(RestorerConfig(conditions=cfg.mode, width=cfg.width, blocks=cfg.blocks,
+                                           kernel=cfg.kernel, context=cfg.context))
+
     def fit_triplets(
         self, cond1: np.ndarray, cond2: np.ndarray, target: np.ndarray, progress: ProgressFn | None = None
     ) -> dict:
@@ -83,16 +92,12 @@ class OfflineHeroStage:
         import torch
         from torch.nn import functional as F
 
-        from z2h.models.restorer import Restorer, RestorerConfig
-
         cfg, progress = self.config, progress or no_progress
-        torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         data = _to_tensor(np.concatenate([cond1, cond2, target], axis=-1))  # (N, 9, H, W)
         n, _, h, w = data.shape
         crop_h, crop_w = min(cfg.crop, h), min(cfg.crop, w)
-        model = Restorer(RestorerConfig(
-            conditions=cfg.mode, width=cfg.width, blocks=cfg.blocks, kernel=cfg.kernel, context=cfg.context))
+        model = self.new_model()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
@@ -163,11 +168,7 @@ class OfflineHeroStage:
         """Restore weights written by :meth:`save` (same config)."""
         from safetensors.torch import load_file
 
-        from z2h.models.restorer import Restorer, RestorerConfig
-
-        cfg = self.config
-        model = Restorer(RestorerConfig(
-            conditions=cfg.mode, width=cfg.width, blocks=cfg.blocks, kernel=cfg.kernel, context=cfg.context))
+        model = self.new_model()
         model.load_state_dict(load_file(str(path)))
         self.model = model.eval()
 
