@@ -129,11 +129,11 @@ def test_colour_lookup_reproduces_a_recolouring_exactly(gain):
     out = ct.apply(frame)
     assert psnr_in(out[None], edited[None], m_edit[:1], skip=-1) > 38
     # a texture-like edit (one colour -> many) is flagged unreliable; the plain recolouring is not
-    assert ct.reliability(frame, 6.0)[m_edit[0]].mean() > 0.8
+    assert ct.assess(frame, 6.0)[0][m_edit[0]].mean() > 0.8
     scrambled = frame.copy()
     scrambled[m_edit[0]] = rng.integers(0, 256, (m_edit[0].sum(), 3))
     ct2 = ColourTransform().fit(frame, scrambled, m_edit[0].astype(np.float32))
-    assert ct2.reliability(frame, 6.0)[m_edit[0]].mean() < 0.2
+    assert ct2.assess(frame, 6.0)[0][m_edit[0]].mean() < 0.2
 
 
 def test_lookup_reads_the_table_with_the_weights_the_fit_splats_with():

@@ -7,7 +7,7 @@ elsewhere in the anchor cannot pull the map towards "no change").
 
 The table also stores how CONSISTENT the edit is per colour (the weighted spread of the edited colours
 that one original colour maps to): a plain recolouring maps each colour to one colour (spread ~ noise),
-a texture edit maps one colour to many (large spread). :meth:`ColourTransform.reliability` turns that
+a texture edit maps one colour to many (large spread). :meth:`ColourTransform.assess` turns that
 into a per-pixel weight, so a caller can use the lookup where it is the right model and correspondence
 elsewhere.
 """
@@ -115,7 +115,7 @@ class ColourTransform:
     """The anchor edit as a global affine colour fit plus a LUT of the rest, fitted on weighted pixels.
 
     Besides the lookup, it keeps per LUT node how much anchor data it saw and how consistently that data
-    was edited (RMS deviation from the table, in 0..255 levels): :meth:`reliability` says, per pixel,
+    was edited (RMS deviation from the table, in 0..255 levels): :meth:`assess` says, per pixel,
     whether "this colour becomes that colour" is the right model there. Colours the anchor never showed
     follow the affine fit, trusted as much as the lookup is trusted over the whole edit region.
     """
@@ -172,7 +172,3 @@ class ColourTransform:
         reliable = seen * np.exp(-(spread / scale) ** 2) + (1 - seen) * np.exp(-(self.overall / scale) ** 2)
         error = seen * spread + (1 - seen) * self.overall
         return reliable.astype(np.float32), error.astype(np.float32)
-
-    def reliability(self, frames: np.ndarray, scale: float) -> np.ndarray:
-        """Per pixel in 0..1: is "this colour becomes that colour" the right model here (:meth:`assess`)."""
-        return self.assess(frames, scale)[0]

@@ -200,14 +200,12 @@ class DiffusionHeroStage:
             tr._z2h_fp8 = True
 
     def _add_adapters(self) -> None:
-        import torch
-
         from z2h.hero_stage.lora_routing import add_condition_adapters
+        from z2h.threads import torch_seeded
 
         self._drop_adapters()
         alpha = self.cfg.alpha if self.cfg.alpha is not None else self.cfg.rank
-        with torch.random.fork_rng(devices=[]):  # peft draws lora_A from the global RNG: seed it, locally
-            torch.manual_seed(self.cfg.seed)
+        with torch_seeded(self.cfg.seed):  # peft draws lora_A from the global RNG: seed it, locally
             self.router = add_condition_adapters(
                 self.parts.transformer, self.names, self.cfg.rank, alpha, method=self.cfg.routing
             )
