@@ -22,18 +22,12 @@ def lookalike_masks(
     """(T, H, W) bool: pixels outside the edited object that the anchor's colour map would change."""
     import cv2
 
-    from z2h.color_transform import LutConfig, apply_lut, fit_affine, fit_lut
+    from z2h.eval.baselines.colormap import ColorMap
 
-    cfg = LutConfig()
-    affine = fit_affine(original[anchor], reference)
-    lut = fit_lut(original[anchor], reference, cfg, affine)
-    out = np.zeros(masks.shape, bool)
-    for t in range(len(original)):
-        mapped = apply_lut(original[t], lut, affine).astype(int)
-        changed = np.abs(mapped - original[t]).max(-1) > CHANGED_LEVELS
-        grown = cv2.dilate(masks[t].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        out[t] = changed & ~grown
-    return out
+    mapped = ColorMap()(original, anchor, reference).astype(int)
+    changed = np.abs(mapped - original).max(-1) > CHANGED_LEVELS
+    grown = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for m in masks])
+    return changed & ~grown
 
 
 def lookalike_psnr(pred: np.ndarray, gt: np.ndarray, like: np.ndarray, anchor: int) -> float:
