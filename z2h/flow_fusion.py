@@ -7,8 +7,9 @@ Three sources of the edited colour for pixel p of frame t:
    Exact for recolouring; weighted by how consistently the anchor mapped p's colour to ONE colour.
 2. ``flow``: the anchor's colour change (linear-RGB gain) at p's anchor position, carried along flow
    chains that passed every forward-backward check and whose original colours still agree
-   (photometric check). Exact for small motion and for texture on surface seen in the anchor.
-   Where the chain broke, a direct flow to the anchor is used if the colours at its end agree.
+   (photometric check), inside the tracked label. Exact for small motion and for texture on surface seen
+   in the anchor. Where the chain broke, a direct flow to the anchor is used if the colours at its end
+   agree.
 3. ``restored``: the Hero-Stage output (correspondence + learned restoration): everything else.
 
 The mix of 2 and 3 is made temporally steadier: where the flow to the previous frame (towards the anchor)
@@ -283,7 +284,14 @@ class Fuser:
             if c.direct and previous is not None:
                 coords, valid = self.match_anchor(frame, coords, valid, label > 0.5)
             photo = np.abs(cv2.blur(orig, (3, 3)) - remap(self.anchor_blur, coords)).max(-1)
-            w_flow = (valid & (photo < c.photo_tolerance)).astype(np.float32)[..., None]
+            w_flow = valid & (photo < c.photo_tolerance)
+            if self.tracker is not None and c.track:
+                # Only inside the tracked label: a chain outside it came from an unedited anchor pixel and
+                # carries "no change". Where the gate still takes the pixel for the object, the label lags
+                # (DIS smooths flow across an edge whose colours match the background's): there the chain
+                # is the background's, and the lookup and the restorer decide.
+                w_flow &= label > 0.5
+            w_flow = w_flow.astype(np.float32)[..., None]
             carried = _srgb((_lin(frame) + GAIN_EPS) * remap(self.gain, coords) - GAIN_EPS)
             y = w_flow * carried + (1 - w_flow) * y
             self.w_flow.append(float(w_flow.mean()))
