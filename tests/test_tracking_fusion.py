@@ -403,3 +403,25 @@ def test_flow_carries_no_unchanged_background_into_the_object_the_label_lags_beh
     out, stats = fuse(orig, 0, edit[0], edit, edit, FusionConfig(temporal=0.0))
     assert psnr_in(out, edit, m) > 38
     assert 0 < stats["flow_weight_mean"] < 0.2  # flow still carries the label's pixels
+
+
+def test_the_gate_grows_no_further_than_a_dis_patch_into_a_carried_look_alike():
+    """A twin touches the edited square, and its chain broke (no veto), but the tracker still carries its
+    look-alike mark. The lookup recolours both, so the gate would grow over the whole twin; it stops
+    8 px (LOOKALIKE_MARGIN) from the label, where the mark may still be the lagging label's own edge."""
+    from z2h.flow_fusion import LOOKALIKE_MARGIN, Fuser
+
+    frame = np.full((SIZE, SIZE, 3), 120, np.uint8)
+    frame[30:54, 20:76] = (200, 40, 30)  # the edited square (x 20..43) and its twin (x 44..75), touching
+    looked_up = frame.astype(np.float32)
+    looked_up[30:54, 20:76] = (40, 90, 200)
+    label = np.zeros((SIZE, SIZE), np.float32)
+    label[30:54, 20:40] = 1  # the label lags 4 px behind the square's right edge
+    marked = np.zeros((SIZE, SIZE), np.float32)
+    marked[30:54, 40:76] = 1  # what the lagging edge passed over, and the twin
+    fuser = Fuser(0, frame, frame, FusionConfig())
+    unmarked = fuser.gate(label, looked_up, frame.astype(np.float32))
+    gate = fuser.gate(label, looked_up, frame.astype(np.float32), marked=marked)
+    assert (unmarked[30:54, 20:76] == 1).all()  # without the mark, the whole twin joins
+    assert (gate[30:54, 20:44] == 1).all()  # the square's lagging edge still gets the whole edit
+    assert gate[30:54, 40 + LOOKALIKE_MARGIN + 1 : 76].max() == 0

@@ -125,6 +125,7 @@ class Fuser:
         self.k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * c.region_margin + 1,) * 2)
         self.k_far = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * c.region_margin + 1,) * 2)
         self.k_small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GATE_GROWTH + 1,) * 2)
+        self.k_margin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LOOKALIKE_MARGIN + 1,) * 2)
         self.empty = self.seed.sum() == 0  # the reference equals the anchor: nothing to propagate
         self.steadied: dict[int, np.ndarray] = {}  # the flow + restorer mix after smoothing, as tracked
         self.lookalike = None
@@ -154,7 +155,7 @@ class Fuser:
 
     def gate(
         self, label: np.ndarray, looked_up: np.ndarray | None, orig: np.ndarray,
-        veto: np.ndarray | None = None,
+        veto: np.ndarray | None = None, marked: np.ndarray | None = None,
     ) -> np.ndarray:
         """Where the output may differ from the original frame: (H, W) float32 in 0..1.
 
@@ -165,7 +166,10 @@ class Fuser:
         chain lost, e.g. the end of a turning helix that comes into view, lies far from the label but is
         connected to it. Holes are filled. A look-alike stays out unless it touches the edited object;
         ``veto`` marks pixels known to be a look-alike (their flow chain leads to one in the anchor), which
-        stay out even then.
+        stay out even then. ``marked`` (H, W) in 0..1 is the tracker's look-alike mark, carried even where the
+        chain broke (a twin crossing the object, a shadow): the gate does not grow through it further than
+        LOOKALIKE_MARGIN px from the label, since within a DIS patch the lagging label's own edge may carry
+        the mark of the background it passed over.
         """
         import cv2
         from scipy.ndimage import binary_fill_holes
@@ -178,11 +182,14 @@ class Fuser:
             change = np.abs(looked_up - orig).max(-1)
             if veto is not None:
                 change[veto] = 0  # nothing grows through a known look-alike
-            grown |= (change > CHANGED_LEVELS).astype(np.uint8) & cv2.dilate(near, self.k_far)
+            growable = change
+            if marked is not None:
+                growable = np.where((marked > 0.5) & (cv2.dilate(near, self.k_margin) == 0), 0, change)
+            grown |= (growable > CHANGED_LEVELS).astype(np.uint8) & cv2.dilate(near, self.k_far)
             _, comp = cv2.connectedComponents(grown, connectivity=8)
             keep = np.unique(comp[near > 0])
             grown = np.isin(comp, keep[keep > 0]).astype(np.uint8)
-            allowed = (change > GROW_LEVELS).astype(np.uint8) | grown
+            allowed = (growable > GROW_LEVELS).astype(np.uint8) | grown
             step = np.ones((3, 3), np.uint8)
             for _ in range(GROW_REACH):  # geodesic growth, one pixel per step
                 wider = cv2.dilate(grown, step) & allowed
@@ -306,7 +313,8 @@ class Fuser:
             veto = None
             if c.colour:  # chains that lead to an anchor pixel the user left as it was but the lookup changes
                 veto = chain_valid & (remap(self.lookalike, chain_coords) > 0.5)
-            gate = self.gate(label, looked_up if c.colour else None, orig, veto)
+            gate = self.gate(label, looked_up if c.colour else None, orig, veto,
+                             self.tracker.lookalike if c.colour else None)
             y = orig + gate[..., None] * (y - orig)
         return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
