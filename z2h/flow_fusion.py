@@ -292,7 +292,7 @@ class Fuser:
                 coords, valid = self.match_anchor(frame, coords, valid, label > 0.5)
             photo = np.abs(cv2.blur(orig, (3, 3)) - remap(self.anchor_blur, coords)).max(-1)
             w_flow = valid & (photo < c.photo_tolerance)
-            if self.tracker is not None and c.track:
+            if c.track:  # flow on means a tracker (and a label)
                 # Only inside the tracked label: a chain outside it came from an unedited anchor pixel and
                 # carries "no change". Where the gate still takes the pixel for the object, the label lags
                 # (DIS smooths flow across an edge whose colours match the background's): there the chain
